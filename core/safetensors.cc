@@ -715,7 +715,6 @@ absl::Status WriteCheckpoint(const std::string& dir,
   if (ec) {
     return absl::InternalError(absl::StrCat("create directory ", dir, ": ", ec.message()));
   }
-  if (num_shards == 1) return WriteSafetensors((fs::path(dir) / kSingleFile).string(), tensors);
 
   // Contiguous split in the given order: a tensor goes to the next shard once the bytes before
   // its midpoint pass that shard's share of the total, keeping every shard non-empty.
@@ -736,6 +735,13 @@ absl::Status WriteCheckpoint(const std::string& dir,
     parts[k].push_back(tensors[i]);
     before += size;
   }
+  // Larger elements first keeps every tensor aligned to its element size.
+  for (auto& part : parts) {
+    std::stable_sort(part.begin(), part.end(), [](const auto& a, const auto& b) {
+      return DTypeSize(a.second.dtype()) > DTypeSize(b.second.dtype());
+    });
+  }
+  if (shards == 1) return WriteSafetensors((fs::path(dir) / kSingleFile).string(), parts[0]);
   Json weight_map = Json::object();
   for (size_t s = 0; s < shards; ++s) {
     const std::string name = absl::StrCat("model-", absl::Dec(s + 1, absl::kZeroPad5), "-of-",

@@ -6,6 +6,28 @@
 // Validation is strict: the header must be well-formed JSON of that shape, N sane (<= 100 MiB and
 // inside the file), every tensor's [b, e) inside the data section, no two tensors overlapping, and
 // e - b == numel * dtype size. Every error names the file and, where there is one, the tensor.
+// Precisely (the reference `safetensors` library's rules, plus a few stricter ones marked *):
+//  - N in [1, 100 MiB] and 8 + N <= file size; the header is UTF-8 JSON, an object; duplicate keys
+//    are rejected (*);
+//  - "__metadata__" (optional) maps strings to strings;
+//  - every other key is a non-empty (*) tensor name whose value is an object with exactly (*) the
+//    fields dtype (one of F32 BF16 F16 F8_E4M3 F8_E5M2 I32 I64), shape (array of non-negative
+//    integers) and data_offsets ([b, e], non-negative integers, b <= e);
+//  - each dimension and the product of the non-zero dimensions fit int64 (*), and
+//    numel * dtype size does not overflow;
+//  - sorted by offset, the tensors tile the data section exactly: no overlap, no hole between two
+//    tensors and nothing after the last one (the reference rejects gaps: "MetadataIncompleteBuffer"
+//    / "InvalidOffset").
+// Index files (model.safetensors.index.json): a JSON object with "weight_map" {tensor: shard file}
+// (shard names relative, inside the directory) and optional "metadata" {"total_size": number};
+// every listed tensor must be in its shard, and every tensor of a shard must be listed for it.
+//
+// Alignment: views point into the mapping (the data section starts 8-byte aligned when the
+// writer pads the header, as the reference writer and WriteSafetensors do). A tensor whose bytes
+// are not aligned to its element size (legal in the format; WriteSafetensors keeps the given
+// order, so put larger element sizes first; WriteCheckpoint does that within each shard) is
+// returned as an owning aligned copy instead of a view.
+// A file truncated by someone else while mapped raises SIGBUS on access: files are immutable.
 //
 // Ownership: SafetensorsFile owns one read-only mmap of the file; tensors it returns are views that
 // keep the mapping alive (shared ownership), so they may outlive the SafetensorsFile object.
