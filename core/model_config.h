@@ -2,19 +2,24 @@
 //
 // FromJson validates everything the runtime relies on: required fields present and positive,
 // hybrid_override_pattern of M / * / - only with length num_hidden_layers (E = MoE is rejected
-// with a clear "not supported yet"), d_inner = mamba_num_heads * mamba_head_dim divisible by
-// n_groups, mamba_num_heads % n_groups == 0, num_attention_heads % num_key_value_heads == 0.
-// Both attention_head_dim and head_dim are accepted (else hidden_size / num_attention_heads).
+// with a clear "not supported yet"), mamba_num_heads % n_groups == 0 (so d_inner splits into
+// n_groups norm groups), num_attention_heads % num_key_value_heads == 0.
+// Both attention_head_dim and head_dim are accepted (else hidden_size / num_attention_heads);
+// both torch_dtype and dtype (transformers 5). Python's bare Infinity / NaN tokens (json.dump of
+// float('inf'), e.g. in time_step_limit) are accepted where a number is expected.
+// Only the variant the runtime implements is accepted (Unimplemented otherwise): silu / relu2
+// activations, conv1d bias on, no other biases, residual_in_fp32 false.
+// Errors are InvalidArgument (or Unimplemented) naming the field and its value.
 // A plain value type; thread-compatible.
 #pragma once
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/dtype.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
@@ -49,10 +54,10 @@ struct ModelConfig {
   std::string mlp_hidden_act = "relu2";
   double time_step_min = 0.001;  // init-only (the HF torch slow path floors dt with it)
   double time_step_limit_min = 0.0;
-  double time_step_limit_max = 1e30;  // (0, inf) = no clamp
+  double time_step_limit_max = 1e30;  // (0, inf) = no clamp; values >= 1e30 mean infinity
   int64_t bos_token_id = 1;
   int64_t eos_token_id = 2;
-  int64_t pad_token_id = 0;
+  int64_t pad_token_id = 0;  // token ids: -1 where config.json has null
   DType torch_dtype = DType::kBF16;
   std::string hybrid_override_pattern;
   std::vector<LayerKind> layers;  // from the pattern
@@ -64,6 +69,8 @@ struct ModelConfig {
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
   int64_t CountLayers(LayerKind kind) const;
+
+  bool operator==(const ModelConfig&) const = default;
 
   [[nodiscard]] static absl::StatusOr<ModelConfig> FromJson(absl::string_view json);
   [[nodiscard]] static absl::StatusOr<ModelConfig> FromFile(const std::string& path);
