@@ -1,0 +1,188 @@
+#include "comm/gloo_communicator.h"
+
+#include <csignal>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "comm/gloo_errors.h"
+#include "core/status.h"
+#include "gloo/allgather.h"
+#include "gloo/allreduce.h"
+#include "gloo/barrier.h"
+#include "gloo/broadcast.h"
+#include "gloo/math.h"
+#include "gloo/rendezvous/context.h"
+#include "gloo/rendezvous/store.h"
+#include "gloo/transport/tcp/device.h"
+
+namespace tandem::comm {
+namespace {
+
+using internal::GlooCall;
+using internal::StoreException;
+
+// Presents a RendezvousStore to Gloo under a key prefix; failures travel as StoreException.
+class GlooStoreAdapter : public gloo::rendezvous::Store {
+ public:
+  GlooStoreAdapter(RendezvousStore* store, std::string prefix, absl::Duration timeout)
+      : store_(store), prefix_(std::move(prefix)), timeout_(timeout) {}
+
+  void set(const std::string& key, const std::vector<char>& data) override {
+    Throw(store_->Set(Key(key), absl::string_view(data.data(), data.size())));
+  }
+  std::vector<char> get(const std::string& key) override {
+    absl::StatusOr<std::string> value = store_->Get(Key(key), timeout_);
+    Throw(value.status());
+    return std::vector<char>(value->begin(), value->end());
+  }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, ToChrono(timeout_)); }
+  void wait(const std::vector<std::string>& keys,
+            const std::chrono::milliseconds& timeout) override {
+    std::vector<std::string> full;
+    for (const std::string& k : keys) full.push_back(Key(k));
+    Throw(store_->Wait(full, std::min(timeout_, absl::FromChrono(timeout))));
+  }
+
+ private:
+  static std::chrono::milliseconds ToChrono(absl::Duration d) {
+    return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+  }
+  std::string Key(const std::string& key) const { return absl::StrCat(prefix_, "/", key); }
+  static void Throw(const absl::Status& s) {
+    if (!s.ok()) throw StoreException(s);
+  }
+
+  RendezvousStore* store_;
+  std::string prefix_;
+  absl::Duration timeout_;
+};
+
+void IgnoreSigpipeIfDefault() {
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    signal(SIGPIPE, SIG_IGN);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
+    const GlooOptions& options) {
+  if (options.size < 1 || options.rank < 0 || options.rank >= options.size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gloo: rank ", options.rank, " is not in [0, size=", options.size, ")"));
+  }
+  if (options.store == nullptr) return absl::InvalidArgumentError("gloo: no rendezvous store");
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gloo: timeout ", absl::FormatDuration(options.timeout), " must be > 0"));
+  }
+  IgnoreSigpipeIfDefault();
+  const std::string what = absl::StrCat("gloo rank ", options.rank, "/", options.size,
+                                        " connecting (prefix '", options.prefix, "')");
+  std::shared_ptr<gloo::rendezvous::Context> context;
+  RETURN_IF_ERROR(GlooCall(what, [&] {
+    gloo::transport::tcp::attr attr;
+    if (!options.iface.empty()) {
+      attr.iface = options.iface;
+    } else {
+      attr.hostname = options.hostname;
+    }
+    std::shared_ptr<gloo::transport::Device> device = gloo::transport::tcp::CreateDevice(attr);
+    context = std::make_shared<gloo::rendezvous::Context>(options.rank, options.size);
+    context->setTimeout(std::chrono::milliseconds(absl::ToInt64Milliseconds(options.timeout)));
+    GlooStoreAdapter store(options.store, options.prefix, options.timeout);
+    context->connectFullMesh(store, device);
+  }));
+  return std::unique_ptr<GlooCommunicator>(
+      new GlooCommunicator(options.rank, options.size, options.timeout, std::move(context)));
+}
+
+GlooCommunicator::GlooCommunicator(int rank, int size, absl::Duration timeout,
+                                   std::shared_ptr<gloo::Context> context)
+    : rank_(rank), size_(size), timeout_(timeout), context_(std::move(context)) {}
+
+GlooCommunicator::~GlooCommunicator() = default;
+
+std::string GlooCommunicator::name() const { return absl::StrCat("gloo rank ", rank_, "/", size_); }
+
+template <typename F>
+absl::Status GlooCommunicator::Run(absl::string_view what, F&& f) {
+  absl::MutexLock lock(&mu_);
+  if (!failure_.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name(), " ", what, ": communicator failed earlier: ", failure_.message()));
+  }
+  const uint32_t tag = next_tag_++;
+  const auto timeout = std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout_));
+  absl::Status s = GlooCall(absl::StrCat(name(), " ", what),
+                            [&] { std::forward<F>(f)(context_, tag, timeout); });
+  if (!s.ok()) {
+    failure_ = s;
+    // Closing every connection makes the other ranks fail now rather than at their deadline.
+    context_.reset();
+  }
+  return s;
+}
+
+absl::Status GlooCommunicator::AllReduceSum(float* data, size_t n) {
+  if (n == 0 || size_ == 1) return absl::OkStatus();
+  return Run(
+      absl::StrCat("all-reduce of ", n, " floats"),
+      [&](const std::shared_ptr<gloo::Context>& ctx, uint32_t tag, auto timeout) {
+        gloo::AllreduceOptions opts(ctx);
+        opts.setOutput(data, n);
+        opts.setReduceFunction(
+            static_cast<void (*)(void*, const void*, const void*, size_t)>(&gloo::sum<float>));
+        opts.setTag(tag);
+        opts.setTimeout(timeout);
+        gloo::allreduce(opts);
+      });
+}
+
+absl::Status GlooCommunicator::AllGather(const void* in, size_t bytes_per_rank, void* out) {
+  if (bytes_per_rank == 0) return absl::OkStatus();
+  if (size_ == 1) {
+    std::memcpy(out, in, bytes_per_rank);
+    return absl::OkStatus();
+  }
+  return Run(absl::StrCat("all-gather of ", bytes_per_rank, " bytes per rank"),
+             [&](const std::shared_ptr<gloo::Context>& ctx, uint32_t tag, auto timeout) {
+               gloo::AllgatherOptions opts(ctx);
+               opts.setInput(static_cast<char*>(const_cast<void*>(in)), bytes_per_rank);
+               opts.setOutput(static_cast<char*>(out), bytes_per_rank * size_);
+               opts.setTag(tag);
+               opts.setTimeout(timeout);
+               gloo::allgather(opts);
+             });
+}
+
+absl::Status GlooCommunicator::Broadcast(void* data, size_t bytes, int root) {
+  if (root < 0 || root >= size_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name(), " broadcast: root ", root, " is not in [0, ", size_, ")"));
+  }
+  if (bytes == 0 || size_ == 1) return absl::OkStatus();
+  return Run(absl::StrCat("broadcast of ", bytes, " bytes from rank ", root),
+             [&](const std::shared_ptr<gloo::Context>& ctx, uint32_t tag, auto timeout) {
+               gloo::BroadcastOptions opts(ctx);
+               opts.setOutput(static_cast<char*>(data), bytes);
+               opts.setRoot(root);
+               opts.setTag(tag);
+               opts.setTimeout(timeout);
+               gloo::broadcast(opts);
+             });
+}
+
+absl::Status GlooCommunicator::Barrier() {
+  if (size_ == 1) return absl::OkStatus();
+  return Run("barrier", [&](const std::shared_ptr<gloo::Context>& ctx, uint32_t tag, auto timeout) {
+    gloo::BarrierOptions opts(ctx);
+    opts.setTag(tag);
+    opts.setTimeout(timeout);
+    gloo::barrier(opts);
+  });
+}
+
+}  // namespace tandem::comm
