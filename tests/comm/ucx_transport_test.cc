@@ -1,0 +1,64 @@
+#include "comm/ucx_transport.h"
+
+#include <csignal>
+
+#include "gtest/gtest.h"
+#include "tests/comm/multiprocess.h"
+
+namespace tandem::comm::testing {
+namespace {
+
+using UcxTest = MultiProcessTest;
+
+TEST_F(UcxTest, SendRecvSizesMatch) {
+  ExpectAllSucceed(SpawnRanks("ucx_sendrecv", 2), absl::Seconds(40));
+}
+
+TEST_F(UcxTest, KilledPeerFailsPendingRecvWithinDeadline) {
+  std::vector<pid_t> pids = SpawnRanks("ucx_kill", 2);
+  ASSERT_TRUE(store_->Wait({"ready/0", "ready/1"}, absl::Seconds(20)).ok());
+  absl::SleepFor(absl::Milliseconds(200));  // rank 0 is inside Recv now
+  const absl::Time killed = absl::Now();
+  procs_.Kill(pids[1], SIGKILL);
+  ExpectAllSucceed({pids[0]}, absl::Seconds(15));
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(15));
+  int code = 0;
+  int64_t elapsed_ms = 0;
+  ReadResult(0, &code, &elapsed_ms);
+  EXPECT_EQ(code, static_cast<int>(absl::StatusCode::kUnavailable));
+  EXPECT_LT(elapsed_ms, 15000);
+}
+
+TEST(UcxTransport, RejectsBadArguments) {
+  UcxOptions options;
+  options.rank = 1;
+  options.size = 1;
+  EXPECT_EQ(UcxTransport::Create(options).status().code(), absl::StatusCode::kInvalidArgument);
+
+  auto server = RendezvousServer::Start("127.0.0.1", 0);
+  ASSERT_TRUE(server.ok()) << server.status();
+  TcpStoreClient store((*server)->address());
+  options.rank = 0;
+  options.store = &store;
+  auto t = UcxTransport::Create(options);
+  ASSERT_TRUE(t.ok()) << t.status();
+  char c = 0;
+  EXPECT_EQ((*t)->Send(0, 1, &c, 1).code(), absl::StatusCode::kInvalidArgument);  // self
+  EXPECT_EQ((*t)->Send(1, 1, &c, 1).code(), absl::StatusCode::kInvalidArgument);  // no rank 1
+  EXPECT_EQ((*t)->Recv(-1, 1, &c, 1).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(UcxTransport, MissingPeerIsDeadlineExceeded) {
+  auto server = RendezvousServer::Start("127.0.0.1", 0);
+  ASSERT_TRUE(server.ok()) << server.status();
+  TcpStoreClient store((*server)->address());
+  UcxOptions options;
+  options.rank = 0;
+  options.size = 2;
+  options.store = &store;
+  options.timeout = absl::Milliseconds(300);
+  EXPECT_EQ(UcxTransport::Create(options).status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+}  // namespace
+}  // namespace tandem::comm::testing
