@@ -233,6 +233,41 @@ TEST_F(SafetensorsTest, MetadataRoundTripsAndHeaderIsReferenceShaped) {
   EXPECT_THAT(bytes, HasSubstr(R"("__metadata__":{"format":"pt"})"));
 }
 
+TEST_F(SafetensorsTest, ReadsTheReferenceWritersFile) {
+  // Written by the reference `safetensors` library (tests/core/testdata/
+  // make_reference_safetensors.py): tensor k holds bytes (i * 37 + k * 11) & 0xFF.
+  struct Expected {
+    const char* name;
+    DType dtype;
+    Shape shape;
+  };
+  const std::vector<Expected> expected = {
+      {"f32", DType::kF32, {3, 5}},    {"bf16", DType::kBF16, {4, 3}},
+      {"f16", DType::kF16, {7}},       {"f8e4m3", DType::kF8E4M3, {2, 3, 2}},
+      {"f8e5m2", DType::kF8E5M2, {5}}, {"i32", DType::kI32, {2, 2}},
+      {"i64", DType::kI64, {3}},       {"scalar", DType::kF32, {}},
+      {"empty", DType::kBF16, {0, 4}},
+  };
+  const std::string path =
+      std::string(TANDEM_SOURCE_DIR) + "/tests/core/testdata/reference_all_dtypes.safetensors";
+  auto file = SafetensorsFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file)->header().metadata.at("format"), "pt");
+  EXPECT_EQ((*file)->header().tensors.size(), expected.size());
+  for (size_t k = 0; k < expected.size(); ++k) {
+    SCOPED_TRACE(expected[k].name);
+    absl::StatusOr<Tensor> t = (*file)->Get(expected[k].name);
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ(t->dtype(), expected[k].dtype);
+    EXPECT_EQ(t->shape(), expected[k].shape);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t->raw()) % DTypeSize(t->dtype()), 0u);
+    const auto* bytes = static_cast<const unsigned char*>(t->raw());
+    for (size_t i = 0; i < t->nbytes(); ++i) {
+      ASSERT_EQ(bytes[i], (i * 37 + k * 11) & 0xFF) << "byte " << i;
+    }
+  }
+}
+
 TEST_F(SafetensorsTest, MisalignedTensorIsCopiedAligned) {
   // BF16 [1] at [0, 2), F32 [2] at [2, 10): legal, but the F32 data is not 4-byte aligned.
   const std::string header = R"({"h":{"dtype":"BF16","shape":[1],"data_offsets":[0,2]},)"
