@@ -1,0 +1,84 @@
+// tandem make-tiny-model: writes a small, deterministic Nemotron-H checkpoint (core/tiny_model.h).
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/dtype.h"
+#include "core/tiny_model.h"
+#include "tools/cli/command.h"
+
+namespace tandem::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kName[] = "make-tiny-model";
+
+// The tokenizer checked into the source tree (tests/testdata/tokenizer/tokenizer.json), found
+// from the executable's location (<repo>/<build dir>/bin/tandem); empty if there is none.
+std::string FindDefaultTokenizer() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
+       dir = dir.parent_path()) {
+    const fs::path candidate = dir / "tests" / "testdata" / "tokenizer" / "tokenizer.json";
+    if (fs::is_regular_file(candidate, ec)) return candidate.string();
+  }
+  return "";
+}
+
+int Run(const Args& args) {
+  if (auto s = args.CheckKnown({"seed", "dtype", "shards", "preset", "vocab-size", "tokenizer"});
+      !s.ok()) {
+    return Fail(kName, s);
+  }
+  if (args.positional().size() != 1) {
+    return Fail(kName, absl::InvalidArgumentError("expected exactly one argument: the output DIR"));
+  }
+  const std::string dir = args.positional()[0];
+  core::TinyModelOptions options;
+  options.preset = args.GetOr("preset", std::string(core::kDefaultTinyPreset));
+  auto seed = args.GetInt("seed", 0);
+  if (!seed.ok()) return Fail(kName, seed.status());
+  if (*seed < 0) return Fail(kName, absl::InvalidArgumentError("--seed must be >= 0"));
+  options.seed = static_cast<uint64_t>(*seed);
+  const std::string dtype = args.GetOr("dtype", "bf16");
+  if (dtype == "bf16") {
+    options.dtype = core::DType::kBF16;
+  } else if (dtype == "f32") {
+    options.dtype = core::DType::kF32;
+  } else {
+    return Fail(kName, absl::InvalidArgumentError(
+                           absl::StrCat("--dtype '", dtype, "' is not one of bf16, f32")));
+  }
+  auto shards = args.GetInt("shards", 1);
+  if (!shards.ok()) return Fail(kName, shards.status());
+  options.num_shards = static_cast<int>(std::min<int64_t>(std::max<int64_t>(*shards, 0), 1 << 20));
+  auto vocab = args.GetInt("vocab-size", 0);
+  if (!vocab.ok()) return Fail(kName, vocab.status());
+  options.vocab_size = *vocab;
+  options.tokenizer_json = args.GetOr("tokenizer", FindDefaultTokenizer());
+
+  if (auto s = core::WriteTinyModel(options, dir); !s.ok()) return Fail(kName, s);
+  std::printf("wrote tiny model '%s' (seed %llu, %s, %d shard%s%s) to %s\n", options.preset.c_str(),
+              static_cast<unsigned long long>(options.seed), dtype.c_str(), options.num_shards,
+              options.num_shards == 1 ? "" : "s",
+              options.tokenizer_json.empty() ? ", no tokenizer" : ", with tokenizer.json",
+              dir.c_str());
+  return 0;
+}
+
+TANDEM_COMMAND(kName, "write a small deterministic Nemotron-H checkpoint (HF layout)",
+               "DIR [--seed N] [--dtype bf16|f32] [--shards K] [--preset NAME] "
+               "[--vocab-size N] [--tokenizer tokenizer.json]\n\n"
+               "presets: " +
+                   absl::StrJoin(core::TinyPresetNames(), ", ") +
+                   " (default tiny). Without --tokenizer, the source tree's "
+                   "tests/testdata/tokenizer/tokenizer.json is copied when it exists.",
+               {}, Run);
+
+}  // namespace
+}  // namespace tandem::cli
