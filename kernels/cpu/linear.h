@@ -1,0 +1,26 @@
+// Linear layer without bias: y = x W^T with W stored row-major [out, in] (Hugging Face layout).
+//
+// Linear is the plain reference (triple loop, double accumulation: its result is the correctly
+// rounded fp32 of the exact dot product up to double rounding, so it doubles as an oracle).
+// LinearFast calls OpenBLAS cblas_sgemm (fp32 accumulation, blocked: differs from Linear by a
+// few fp32 ulps of the row's |x|.|w|). OpenBLAS uses its own thread pool; set OPENBLAS_NUM_THREADS
+// to limit it. Both are thread-safe for distinct outputs; y must not alias x or w.
+#pragma once
+
+#include <cstdint>
+
+namespace tandem::kernels::cpu {
+
+struct LinearParams {
+  const float* x = nullptr;  // [num_tokens, in_features]
+  const float* w = nullptr;  // [out_features, in_features]
+  float* y = nullptr;        // [num_tokens, out_features]
+  int64_t num_tokens = 0;
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+};
+
+void Linear(const LinearParams& p);
+void LinearFast(const LinearParams& p);
+
+}  // namespace tandem::kernels::cpu
