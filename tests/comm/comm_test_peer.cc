@@ -25,6 +25,11 @@
 #ifdef TANDEM_TEST_UCX
 #include "comm/ucx_transport.h"
 #endif
+#ifdef TANDEM_TEST_NCCL
+#include <cuda_runtime_api.h>
+
+#include "comm/nccl_communicator.h"
+#endif
 
 namespace tandem::comm::testing {
 namespace {
@@ -235,6 +240,47 @@ int UcxKill(const Args& args) {
 }
 #endif
 
+#ifdef TANDEM_TEST_NCCL
+// Two ranks on device 0. NCCL may refuse two ranks on one GPU ("duplicate GPU"): then both
+// report that error; otherwise they check an all-reduce. Either way nobody hangs.
+int NcclTwoRanksOneGpu(const Args& args) {
+  absl::StatusOr<std::string> id =
+      ShareNcclUniqueId(*args.store, "nccl/id", args.rank, absl::Seconds(20));
+  PEER_CHECK(id.ok(), id.status());
+  NcclOptions options;
+  options.rank = args.rank;
+  options.size = args.size;
+  options.unique_id = *id;
+  options.timeout = absl::Seconds(20);
+  const absl::Time start = absl::Now();
+  auto comm = NcclCommunicator::Create(options);
+  if (!comm.ok()) return ReportResult(args, comm.status(), absl::Now() - start);
+  const size_t n = 4096;
+  std::vector<float> data = RankFloats(args.seed, args.rank, n, 1);
+  std::vector<float> expected(n, 0.0f);
+  for (int r = 0; r < args.size; ++r) {
+    std::vector<float> other = RankFloats(args.seed, r, n, 1);
+    for (size_t i = 0; i < n; ++i) expected[i] += other[i];
+  }
+  float* device = nullptr;
+  PEER_CHECK(cudaMalloc(reinterpret_cast<void**>(&device), n * sizeof(float)) == cudaSuccess,
+             "cudaMalloc");
+  PEER_CHECK(
+      cudaMemcpy(device, data.data(), n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess,
+      "cudaMemcpy");
+  absl::Status s = (*comm)->AllReduceSum(device, n);
+  PEER_CHECK(s.ok(), s);
+  PEER_CHECK(
+      cudaMemcpy(data.data(), device, n * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess,
+      "cudaMemcpy");
+  cudaFree(device);
+  for (size_t i = 0; i < n; ++i) {
+    PEER_CHECK(data[i] == expected[i], "[" << i << "] " << data[i] << " != " << expected[i]);
+  }
+  return ReportResult(args, absl::OkStatus(), absl::Now() - start);
+}
+#endif
+
 }  // namespace
 }  // namespace tandem::comm::testing
 
@@ -257,6 +303,9 @@ int main(int argc, char** argv) {
 #ifdef TANDEM_TEST_GLOO
       {"gloo_collectives", GlooCollectives},
       {"gloo_kill", GlooKill},
+#endif
+#ifdef TANDEM_TEST_NCCL
+      {"nccl_two_ranks_one_gpu", NcclTwoRanksOneGpu},
 #endif
 #ifdef TANDEM_TEST_UCX
       {"ucx_sendrecv", UcxSendRecv},
