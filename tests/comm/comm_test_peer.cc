@@ -238,6 +238,27 @@ int UcxKill(const Args& args) {
   PEER_CHECK(later.code() == absl::StatusCode::kUnavailable, later);
   return ReportResult(args, r.status(), elapsed);
 }
+
+// Three ranks: rank 0 sends 16 MiB to rank 1, which never receives (the send times out and
+// closes that endpoint), then to rank 2, which the parent kills mid-send.
+int UcxSendFailures(const Args& args) {
+  auto t = MakeUcx(args);
+  PEER_CHECK(t.ok(), t.status());
+  if (args.rank != 0) {
+    PEER_CHECK(args.store->Set(absl::StrCat("ready/", args.rank), "x").ok(), "set");
+    pause();
+    return 0;
+  }
+  const std::string big = RankBytes(args.seed, 0, 16 << 20, 1);
+  absl::Status s = (*t)->Send(1, 1, big.data(), big.size(), absl::Milliseconds(300));
+  PEER_CHECK(s.code() == absl::StatusCode::kDeadlineExceeded, s);
+  s = (*t)->Send(1, 2, big.data(), 1);
+  PEER_CHECK(s.code() == absl::StatusCode::kUnavailable, s);
+  PEER_CHECK(args.store->Set("ready/0", "x").ok(), "set");
+  const absl::Time start = absl::Now();
+  s = (*t)->Send(2, 1, big.data(), big.size(), absl::Seconds(30));
+  return ReportResult(args, s, absl::Now() - start);
+}
 #endif
 
 #ifdef TANDEM_TEST_NCCL
@@ -310,6 +331,7 @@ int main(int argc, char** argv) {
 #ifdef TANDEM_TEST_UCX
       {"ucx_sendrecv", UcxSendRecv},
       {"ucx_kill", UcxKill},
+      {"ucx_send_failures", UcxSendFailures},
 #endif
   };
   auto it = modes.find(argv[1]);

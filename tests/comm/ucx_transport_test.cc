@@ -29,6 +29,19 @@ TEST_F(UcxTest, KilledPeerFailsPendingRecvWithinDeadline) {
   EXPECT_LT(elapsed_ms, 15000);
 }
 
+TEST_F(UcxTest, SendTimeoutAndKilledReceiverFailSends) {
+  std::vector<pid_t> pids = SpawnRanks("ucx_send_failures", 3);
+  ASSERT_TRUE(store_->Wait({"ready/0", "ready/1", "ready/2"}, absl::Seconds(20)).ok());
+  absl::SleepFor(absl::Milliseconds(200));  // rank 0 is inside the send to rank 2 now
+  procs_.Kill(pids[2], SIGKILL);
+  ExpectAllSucceed({pids[0]}, absl::Seconds(15));
+  int code = 0;
+  int64_t elapsed_ms = 0;
+  ReadResult(0, &code, &elapsed_ms);
+  EXPECT_EQ(code, static_cast<int>(absl::StatusCode::kUnavailable));
+  EXPECT_LT(elapsed_ms, 15000);
+}
+
 TEST(UcxTransport, RejectsBadArguments) {
   UcxOptions options;
   options.rank = 1;
