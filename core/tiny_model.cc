@@ -1,5 +1,6 @@
 #include "core/tiny_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "core/safetensors.h"
 #include "core/status.h"
+#include "nlohmann/json.hpp"
 
 namespace tandem::core {
 namespace {
@@ -101,6 +103,34 @@ absl::Status RemoveOldCheckpointFiles(const std::string& dir) {
   return absl::OkStatus();
 }
 
+// 1 + the largest token id of a Hugging Face tokenizer.json (model.vocab and added_tokens).
+absl::StatusOr<int64_t> TokenizerIdCount(const std::string& path) {
+  if (!fs::is_regular_file(path)) {
+    return absl::NotFoundError(absl::StrCat("tokenizer file ", path, " does not exist"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tokenizer file ", path, " is not a JSON object"));
+  }
+  int64_t count = 0;
+  auto note = [&](const nlohmann::json& id) {
+    if (id.is_number_integer()) count = std::max(count, id.get<int64_t>() + 1);
+  };
+  if (auto model = j.find("model"); model != j.end() && model->is_object()) {
+    if (auto vocab = model->find("vocab"); vocab != model->end() && vocab->is_object()) {
+      for (const auto& item : vocab->items()) note(item.value());
+    }
+  }
+  if (auto added = j.find("added_tokens"); added != j.end() && added->is_array()) {
+    for (const auto& token : *added) {
+      if (token.is_object() && token.contains("id")) note(token["id"]);
+    }
+  }
+  return count;
+}
+
 absl::Status WriteTextFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
@@ -174,16 +204,23 @@ absl::Status WriteTinyModel(const TinyModelOptions& options, const std::string& 
         absl::StrCat("vocab_size must be positive, got ", options.vocab_size));
   }
   if (options.vocab_size > 0) config.vocab_size = options.vocab_size;
+  if (!options.tokenizer_json.empty()) {
+    ASSIGN_OR_RETURN(const int64_t tokens, TokenizerIdCount(options.tokenizer_json));
+    if (options.vocab_size == 0) {
+      // Room for every token id, a multiple of 64 so that TP 1, 2, 4 still divide it.
+      config.vocab_size = std::max(config.vocab_size, (tokens + 63) / 64 * 64);
+    } else if (tokens > options.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("vocab_size ", options.vocab_size,
+                                                     " is smaller than the ", tokens,
+                                                     " token ids of ", options.tokenizer_json));
+    }
+  }
   config.torch_dtype = options.dtype;
   const int64_t num_tensors = static_cast<int64_t>(ExpectedTensors(config).size());
   if (options.num_shards < 1 || options.num_shards > num_tensors) {
     return absl::InvalidArgumentError(absl::StrCat("shards must be in [1, ", num_tensors,
                                                    "] for preset ", options.preset, ", got ",
                                                    options.num_shards));
-  }
-  if (!options.tokenizer_json.empty() && !fs::is_regular_file(options.tokenizer_json)) {
-    return absl::NotFoundError(
-        absl::StrCat("tokenizer file ", options.tokenizer_json, " does not exist"));
   }
   ASSIGN_OR_RETURN(auto tensors, GenerateWeights(config, options.seed, options.dtype));
 

@@ -47,7 +47,9 @@ struct TinyModelOptions {
   uint64_t seed = 0;
   DType dtype = DType::kBF16;  // kBF16 or kF32
   int num_shards = 1;          // > 1: model-0000k-of-0000n.safetensors + index
-  int64_t vocab_size = 0;      // 0: the preset's (set it to match a tokenizer)
+  // 0: the preset's, raised to cover every id of tokenizer_json (rounded up to a multiple of
+  // 64) when one is given. Otherwise it must cover the tokenizer's ids.
+  int64_t vocab_size = 0;
   std::string tokenizer_json;  // copied to DIR/tokenizer.json when not empty
 };
 

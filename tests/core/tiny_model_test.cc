@@ -259,6 +259,31 @@ TEST(TinyModelTest, VocabSizeAndTokenizer) {
   EXPECT_TRUE(ValidateCheckpoint(*config, c).ok());
 }
 
+TEST(TinyModelTest, VocabCoversTheTokenizer) {
+  const std::string dir = FreshDir("vocab_cover");
+  const std::string tokenizer = FreshDir("big_tok.json");
+  std::ofstream(tokenizer)
+      << "{\"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\"}],"
+         " \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 1000, \"b\": 5000}}}";
+  TinyModelOptions options;
+  options.tokenizer_json = tokenizer;
+  ASSERT_TRUE(WriteTinyModel(options, dir).ok());
+  auto config = ModelConfig::FromFile(dir + "/config.json");
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->vocab_size, 5056);  // 5001 ids rounded up to a multiple of 64
+
+  options.vocab_size = 4096;
+  const absl::Status s = WriteTinyModel(options, dir);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("vocab_size 4096 is smaller than the 5001 token ids"));
+
+  std::ofstream(tokenizer, std::ios::trunc) << "[1, 2";
+  options.vocab_size = 0;
+  EXPECT_THAT(std::string(WriteTinyModel(options, dir).message()),
+              HasSubstr("is not a JSON object"));
+}
+
 // ValidateCheckpoint on tiny checkpoints with one thing wrong.
 class ValidateCheckpointTest : public ::testing::Test {
  protected:
