@@ -103,7 +103,8 @@ class SafetensorsFile {
 class Checkpoint {
  public:
   // `path` is a directory (with model.safetensors.index.json or model.safetensors, or exactly
-  // one *.safetensors file), or a single .safetensors file.
+  // one *.safetensors file), or a single .safetensors file, or an *.index.json file. Opens and
+  // validates every shard (headers only; data is mapped, not read).
   [[nodiscard]] static absl::StatusOr<Checkpoint> Open(const std::string& path);
 
   std::vector<std::string> Names() const;  // sorted
@@ -124,13 +125,19 @@ class Checkpoint {
   std::map<std::string, size_t, std::less<>> index_;  // tensor name -> files_ index
 };
 
-// Writes one safetensors file (tensors in the given order, 8-byte aligned header).
+// Writes one safetensors file (tensors in the given order, 8-byte aligned header). Names must be
+// unique and non-empty, tensors defined and contiguous. Files are written to a temporary name
+// and renamed into place, so readers never see a partial file.
 [[nodiscard]] absl::Status WriteSafetensors(
     const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
     const std::map<std::string, std::string>& metadata = {});
 
 // Writes `tensors` into `dir` as model.safetensors (num_shards == 1) or as
 // model-0000k-of-0000n.safetensors + model.safetensors.index.json, balancing bytes.
+// Shards hold contiguous runs of the given order, each within one tensor's size of an even
+// split and never empty (so num_shards > 1 needs at least num_shards tensors); within a file,
+// tensors are stably ordered by element size, largest first (alignment). The index carries
+// "metadata": {"total_size": <sum of tensor bytes>}. Creates `dir` if needed.
 [[nodiscard]] absl::Status WriteCheckpoint(
     const std::string& dir, const std::vector<std::pair<std::string, Tensor>>& tensors,
     int num_shards);
