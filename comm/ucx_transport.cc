@@ -1,6 +1,7 @@
 #include "comm/ucx_transport.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <ucp/api/ucp.h>
 
 #include <cstdio>
@@ -22,8 +23,10 @@ namespace {
 constexpr int kRankShift = 48;
 constexpr uint64_t kFullMask = ~uint64_t{0};
 constexpr int kMaxRanks = 1 << 16;
-// Spin on the worker this many times without progress before sleeping on its event fd.
-constexpr int kSpinsBeforeSleep = 2000;
+// A waiter polls the worker (yielding the CPU between polls) until it has seen no progress for
+// this long, then sleeps on the worker's event fd in 1 ms naps. The event fd alone is not enough:
+// UCX's tcp transport advances large (rendezvous) transfers only when progressed.
+constexpr absl::Duration kSpinBeforeSleep = absl::Milliseconds(2);
 
 uint64_t WireTag(int sender, uint64_t tag) {
   return (static_cast<uint64_t>(sender) << kRankShift) | tag;
@@ -101,6 +104,7 @@ struct UcxTransport::State {
   absl::StatusOr<size_t> Wait(void* request, bool is_recv, int peer, absl::Time deadline,
                               absl::string_view what) ABSL_LOCKS_EXCLUDED(mu) {
     absl::Status abort_reason;
+    absl::Time last_progress = absl::Now();
     int idle = 0;
     for (;;) {
       {
@@ -138,7 +142,13 @@ struct UcxTransport::State {
         }
         idle = progressed > 0 ? 0 : idle + 1;
       }
-      if (idle > kSpinsBeforeSleep) SleepOnWorker();
+      if (idle == 0) {
+        last_progress = absl::Now();
+      } else if (idle % 64 == 0 && absl::Now() - last_progress > kSpinBeforeSleep) {
+        SleepOnWorker();
+      } else {
+        sched_yield();
+      }
     }
   }
 };
@@ -318,9 +328,13 @@ absl::StatusOr<size_t> UcxTransport::Recv(int peer, uint64_t tag, void* data, si
     if (!s.peers[peer].failure.ok()) {
       return absl::UnavailableError(absl::StrCat(what, ": ", s.peers[peer].failure.message()));
     }
+    ucp_tag_recv_info_t info{};
     ucp_request_param_t param{};
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_RECV_INFO;
+    param.recv_info.tag_info = &info;
     ucs_status_ptr_t req =
         ucp_tag_recv_nbx(s.worker, data, capacity, WireTag(peer, tag), kFullMask, &param);
+    if (req == nullptr) return info.length;  // completed at once from the unexpected queue
     if (UCS_PTR_IS_ERR(req)) return UcsStatusToStatus(UCS_PTR_STATUS(req), what);
     request = req;
   }
