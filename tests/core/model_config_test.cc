@@ -3,6 +3,7 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -405,6 +406,39 @@ TEST(ModelConfigTest, FromFileNamesThePath) {
   auto bad = ModelConfig::FromFile(path);
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr(path + ": mamba_num_heads (128)"));
+}
+
+TEST(ModelConfigTest, MutatedConfigsNeverCrash) {
+  // Random byte edits of a real config: every result is either a config that passes its own
+  // validation again after a round trip, or an error.
+  const std::string original = ReadText(ConfigPath("nemotron-h-8b"));
+  const std::string alphabet = "{}[]\",:0123456789-+.eEMINaf*tn \\";
+  std::mt19937 rng(2024);
+  int accepted = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string text = original;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const size_t pos = rng() % text.size();
+      switch (rng() % 3) {
+        case 0:
+          text[pos] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          text.erase(pos, 1 + rng() % 8);
+          break;
+        default:
+          text.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+      }
+    }
+    auto c = ModelConfig::FromJson(text);
+    if (!c.ok()) continue;
+    ++accepted;
+    auto again = ModelConfig::FromJson(c->ToJson());
+    ASSERT_TRUE(again.ok()) << again.status() << "\n" << text;
+    EXPECT_EQ(*again, *c);
+  }
+  EXPECT_GT(accepted, 0);
 }
 
 }  // namespace
