@@ -221,6 +221,44 @@ absl::Status ParsePattern(ModelConfig& c) {
   return absl::OkStatus();
 }
 
+// The layer pattern: hybrid_override_pattern ("M-M*-"), or transformers 5's layers_block_type
+// (["mamba" | "linear_attention", "attention" | "full_attention", "mlp", "moe"]); if both are
+// given they must agree.
+absl::Status ReadPattern(const Json& j, ModelConfig& c) {
+  const Json* pattern = Find(j, "hybrid_override_pattern");
+  const Json* list = Find(j, "layers_block_type");
+  if (pattern == nullptr && list == nullptr) return Missing("hybrid_override_pattern");
+  if (pattern != nullptr) {
+    RETURN_IF_ERROR(ReadString(j, "hybrid_override_pattern", true, &c.hybrid_override_pattern));
+  }
+  if (list == nullptr) return absl::OkStatus();
+  if (!list->is_array()) return TypeError("layers_block_type", "a list of layer types", *list);
+  std::string from_list;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const Json& type = (*list)[i];
+    const std::string name = type.is_string() ? type.get<std::string>() : "";
+    if (name == "mamba" || name == "linear_attention") {
+      from_list.push_back('M');
+    } else if (name == "attention" || name == "full_attention") {
+      from_list.push_back('*');
+    } else if (name == "mlp") {
+      from_list.push_back('-');
+    } else if (name == "moe") {
+      from_list.push_back('E');
+    } else {
+      return TypeError(absl::StrCat("layers_block_type[", i, "]"),
+                       "one of mamba, linear_attention, attention, full_attention, mlp, moe", type);
+    }
+  }
+  if (pattern != nullptr && from_list != c.hybrid_override_pattern) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config fields hybrid_override_pattern (", c.hybrid_override_pattern,
+                     ") and layers_block_type (", from_list, ") disagree"));
+  }
+  c.hybrid_override_pattern = from_list;
+  return absl::OkStatus();
+}
+
 absl::Status RequireFlag(absl::string_view key, bool value, bool supported, absl::string_view why) {
   if (value == supported) return absl::OkStatus();
   return absl::UnimplementedError(absl::StrCat(
@@ -250,8 +288,17 @@ absl::Status FromJsonObject(const Json& j, ModelConfig& c) {
       {"ssm_state_size", &c.ssm_state_size},
       {"n_groups", &c.n_groups},
   };
-  for (const auto& r : required) RETURN_IF_ERROR(ReadInt(j, r.key, true, r.field));
-  RETURN_IF_ERROR(ReadString(j, "hybrid_override_pattern", true, &c.hybrid_override_pattern));
+  RETURN_IF_ERROR(ReadPattern(j, c));
+  // transformers 5 derives the layer count from layers_block_type and may not write it.
+  const bool derived_layer_count =
+      Find(j, "num_hidden_layers") == nullptr && Find(j, "layers_block_type") != nullptr;
+  if (derived_layer_count) {
+    c.num_hidden_layers = static_cast<int64_t>(c.hybrid_override_pattern.size());
+  }
+  for (const auto& r : required) {
+    if (r.field == &c.num_hidden_layers && derived_layer_count) continue;
+    RETURN_IF_ERROR(ReadInt(j, r.key, true, r.field));
+  }
 
   // head_dim (newer) and attention_head_dim (older) both name the attention head size.
   int64_t head_dim = 0, attention_head_dim = 0;

@@ -5,10 +5,11 @@
 // with a clear "not supported yet"), mamba_num_heads % n_groups == 0 (so d_inner splits into
 // n_groups norm groups), num_attention_heads % num_key_value_heads == 0.
 // Both attention_head_dim and head_dim are accepted (else hidden_size / num_attention_heads);
-// both torch_dtype and dtype (transformers 5). Python's bare Infinity / NaN tokens (json.dump of
-// float('inf'), e.g. in time_step_limit) are accepted where a number is expected.
-// Only the variant the runtime implements is accepted (Unimplemented otherwise): silu / relu2
-// activations, conv1d bias on, no other biases, residual_in_fp32 false.
+// both torch_dtype and dtype (transformers 5); transformers 5's layers_block_type list in place of
+// (or agreeing with) hybrid_override_pattern, num_hidden_layers then optional. Python's bare
+// Infinity / NaN tokens (json.dump of float('inf'), e.g. in time_step_limit) are accepted where a
+// number is expected. Only the variant the runtime implements is accepted (Unimplemented
+// otherwise): silu / relu2 activations, conv1d bias on, no other biases, residual_in_fp32 false.
 // Errors are InvalidArgument (or Unimplemented) naming the field and its value.
 // A plain value type; thread-compatible.
 #pragma once

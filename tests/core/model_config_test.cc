@@ -319,6 +319,39 @@ TEST(ModelConfigTest, AcceptsHeadDimOrAttentionHeadDim) {
   ExpectInvalid(j, "hidden_size (4096) is not divisible by num_attention_heads (24)");
 }
 
+TEST(ModelConfigTest, AcceptsTransformers5LayersBlockType) {
+  const Json base = Config8B();
+  const std::string pattern = base["hybrid_override_pattern"];
+  Json list = Json::array();
+  for (char ch : pattern) {
+    list.push_back(ch == 'M' ? "linear_attention" : ch == '*' ? "full_attention" : "mlp");
+  }
+  Json j = base;
+  j.erase("hybrid_override_pattern");
+  j.erase("num_hidden_layers");  // derived from the list
+  j["layers_block_type"] = list;
+  auto c = ModelConfig::FromJson(j.dump());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->hybrid_override_pattern, pattern);
+  EXPECT_EQ(c->num_hidden_layers, 52);
+  EXPECT_EQ(*c, *ModelConfig::FromJson(base.dump()));
+
+  j["layers_block_type"][0] = "mamba";  // legacy spelling
+  j["layers_block_type"][7] = "attention";
+  EXPECT_TRUE(ModelConfig::FromJson(j.dump()).ok());
+  j["hybrid_override_pattern"] = pattern;  // both, agreeing
+  EXPECT_TRUE(ModelConfig::FromJson(j.dump()).ok());
+  j["layers_block_type"][1] = "mamba";  // both, disagreeing
+  ExpectInvalid(j, "hybrid_override_pattern (M-M-M-M*-");
+  j.erase("hybrid_override_pattern");
+  j["layers_block_type"][1] = "conv";
+  ExpectInvalid(j, "config field layers_block_type[1]: expected one of mamba, linear_attention");
+  j["layers_block_type"][1] = "moe";
+  ExpectError(j, absl::StatusCode::kUnimplemented, "MoE layers ('E') are not supported yet");
+  j["layers_block_type"] = "M-M";
+  ExpectInvalid(j, "config field layers_block_type: expected a list of layer types");
+}
+
 TEST(ModelConfigTest, TorchDType) {
   for (const auto& [name, dtype] : std::vector<std::pair<std::string, DType>>{
            {"bfloat16", DType::kBF16}, {"float32", DType::kF32}, {"float16", DType::kF16}}) {
