@@ -1,11 +1,13 @@
 // Runs the real `tandem` executable: make-tiny-model and inspect.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -47,9 +49,26 @@ std::string Config(const std::string& name) {
   return std::string(TANDEM_SOURCE_DIR) + "/configs/" + name;
 }
 
+// Directories the tests created; removed when the test program ends.
+std::vector<fs::path>& CreatedDirs() {
+  static auto* dirs = new std::vector<fs::path>();
+  return *dirs;
+}
+
+class RemoveCreatedDirs : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    for (const fs::path& dir : CreatedDirs()) fs::remove_all(dir);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kRemoveCreatedDirs =
+    ::testing::AddGlobalTestEnvironment(new RemoveCreatedDirs);
+
 std::string FreshDir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("cli_test_" + name);
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("cli_test_" + std::to_string(getpid()) + "_" + name);
   fs::remove_all(dir);
+  CreatedDirs().push_back(dir);
   return dir.string();
 }
 

@@ -1,5 +1,8 @@
 #include "core/model_config.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <numeric>
@@ -432,13 +435,15 @@ TEST(ModelConfigTest, FromFileNamesThePath) {
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/config.json"));
 
-  const std::string path = ::testing::TempDir() + "/bad_config.json";
+  const std::string path =
+      ::testing::TempDir() + "/bad_config_" + std::to_string(getpid()) + ".json";
   Json j = Config8B();
   j["n_groups"] = 3;
   std::ofstream(path) << j.dump();
   auto bad = ModelConfig::FromFile(path);
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr(path + ": mamba_num_heads (128)"));
+  std::remove(path.c_str());
 }
 
 TEST(ModelConfigTest, MutatedConfigsNeverCrash) {

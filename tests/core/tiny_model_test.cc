@@ -1,10 +1,13 @@
 #include "core/tiny_model.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "core/model_config.h"
 #include "core/safetensors.h"
@@ -17,9 +20,26 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
+// Directories the tests created; removed when the test program ends.
+std::vector<fs::path>& CreatedDirs() {
+  static auto* dirs = new std::vector<fs::path>();
+  return *dirs;
+}
+
+class RemoveCreatedDirs : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    for (const fs::path& dir : CreatedDirs()) fs::remove_all(dir);
+  }
+};
+[[maybe_unused]] ::testing::Environment* const kRemoveCreatedDirs =
+    ::testing::AddGlobalTestEnvironment(new RemoveCreatedDirs);
+
 std::string FreshDir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("tiny_model_test_" + name);
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("tiny_model_test_" + std::to_string(getpid()) + "_" + name);
   fs::remove_all(dir);
+  CreatedDirs().push_back(dir);
   return dir.string();
 }
 
@@ -358,7 +378,8 @@ TEST_F(ValidateCheckpointTest, EmbeddingSpellings) {
   tensors[0].first = "backbone.embedding.weight";
   EXPECT_TRUE(Check(tensors, "singular").ok());
   {
-    const std::string dir = ::testing::TempDir() + "/tiny_model_test_validate_singular";
+    const std::string dir = ::testing::TempDir() + "/tiny_model_test_" + std::to_string(getpid()) +
+                            "_validate_singular";
     auto checkpoint = Checkpoint::Open(dir);
     ASSERT_TRUE(checkpoint.ok());
     EXPECT_EQ(*EmbeddingName(*checkpoint), "backbone.embedding.weight");
