@@ -47,6 +47,31 @@ float* LoadState(const SsmScanParams& p, const Layout& l, int64_t s, int64_t j) 
   return S;
 }
 
+// The sequential recurrence for head j of sequence s.
+void SequentialScanHead(const SsmScanParams& p, const Layout& l, int64_t s, int64_t j) {
+  const int64_t P = p.head_dim, N = p.state_size;
+  float* S = LoadState(p, l, s, j);
+  const int64_t g = j / (p.num_heads / p.n_groups);
+  const float A = -std::exp(p.A_log[j]);
+  for (int64_t t = p.cu_seqlens[s]; t < p.cu_seqlens[s + 1]; ++t) {
+    const float dt = Softplus(p.dt[t * l.dt + j] + p.dt_bias[j]);
+    const float decay = std::exp(dt * A);
+    const float* x = p.x + t * l.x + j * P;
+    const float* B = p.B + t * l.b + g * N;
+    const float* C = p.C + t * l.c + g * N;
+    float* y = p.y + (t * p.num_heads + j) * P;
+    for (int64_t q = 0; q < P; ++q) {
+      float* row = S + q * N;
+      double acc = 0.0;
+      for (int64_t n = 0; n < N; ++n) {
+        row[n] = row[n] * decay + dt * B[n] * x[q];
+        acc += static_cast<double>(row[n]) * C[n];
+      }
+      y[q] = static_cast<float>(acc) + p.D[j] * x[q];
+    }
+  }
+}
+
 // Chunked SSD scan of heads [head_begin, head_end) (all in one group) of sequence s.
 void ChunkScanHeads(const SsmScanParams& p, const Layout& l, int64_t s, int64_t head_begin,
                     int64_t head_end, int64_t chunk_size) {
@@ -125,32 +150,19 @@ void ChunkScanHeads(const SsmScanParams& p, const Layout& l, int64_t s, int64_t 
 
 void SsmScan(const SsmScanParams& p) {
   const Layout l = CheckAndLayout(p);
-  const int64_t P = p.head_dim, N = p.state_size;
-  const int64_t heads_per_group = p.num_heads / p.n_groups;
   for (int64_t s = 0; s < p.num_seqs; ++s) {
-    for (int64_t j = 0; j < p.num_heads; ++j) {
-      float* S = LoadState(p, l, s, j);
-      const int64_t g = j / heads_per_group;
-      const float A = -std::exp(p.A_log[j]);
-      for (int64_t t = p.cu_seqlens[s]; t < p.cu_seqlens[s + 1]; ++t) {
-        const float dt = Softplus(p.dt[t * l.dt + j] + p.dt_bias[j]);
-        const float decay = std::exp(dt * A);
-        const float* x = p.x + t * l.x + j * P;
-        const float* B = p.B + t * l.b + g * N;
-        const float* C = p.C + t * l.c + g * N;
-        float* y = p.y + (t * p.num_heads + j) * P;
-        for (int64_t q = 0; q < P; ++q) {
-          float* row = S + q * N;
-          double acc = 0.0;
-          for (int64_t n = 0; n < N; ++n) {
-            row[n] = row[n] * decay + dt * B[n] * x[q];
-            acc += static_cast<double>(row[n]) * C[n];
-          }
-          y[q] = static_cast<float>(acc) + p.D[j] * x[q];
-        }
-      }
-    }
+    for (int64_t j = 0; j < p.num_heads; ++j) SequentialScanHead(p, l, s, j);
   }
+}
+
+void SsmScanFast(const SsmScanParams& p) {
+  const Layout l = CheckAndLayout(p);
+  core::ThreadPool::Default().ParallelFor(
+      p.num_seqs * p.num_heads, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+          SequentialScanHead(p, l, task / p.num_heads, task % p.num_heads);
+        }
+      });
 }
 
 void SsdChunkScan(const SsmScanParams& p, int64_t chunk_size) {

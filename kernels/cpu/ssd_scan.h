@@ -8,12 +8,13 @@
 // S starts from the slot's state when has_initial_state, else from zeros; the final S of each
 // sequence is written back to its slot.
 //
-// SsmScan is the sequential recurrence (the reference). SsdChunkScan is the chunked SSD form
-// (chunks of chunk_size tokens per sequence: intra-chunk quadratic form with segment-sum decays,
-// chunk states, inter-chunk state passing); it equals SsmScan up to fp32 rounding (tests use
-// 1e-4 relative to the output scale). SsdChunkScanFast is SsdChunkScan threaded over
-// (sequence, head) with core::ThreadPool::Default().
-// Not thread-safe for calls sharing slots. Slots within one call must differ.
+// SsmScan is the sequential recurrence (the reference); SsmScanFast is the same recurrence threaded
+// over (sequence, head) with core::ThreadPool::Default() (bit-identical to SsmScan). SsdChunkScan
+// is the chunked SSD form (chunks of chunk_size tokens per sequence: intra-chunk quadratic form
+// with segment-sum decays, chunk states, inter-chunk state passing); it equals SsmScan up to fp32
+// rounding (tests use 1e-4 relative to the output scale). SsdChunkScanFast is SsdChunkScan threaded
+// over (sequence, head) with core::ThreadPool::Default(). Not thread-safe for calls sharing slots.
+// Slots within one call must differ.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,7 @@ struct SsmScanParams {
 };
 
 void SsmScan(const SsmScanParams& p);
+void SsmScanFast(const SsmScanParams& p);
 void SsdChunkScan(const SsmScanParams& p, int64_t chunk_size);
 void SsdChunkScanFast(const SsmScanParams& p, int64_t chunk_size);
 

@@ -86,6 +86,9 @@ std::vector<float> RunScan(const ScanFn& scan, const Problem& pr,
 ScanFn Sequential() {
   return [](const SsmScanParams& p) { SsmScan(p); };
 }
+ScanFn SequentialFast() {
+  return [](const SsmScanParams& p) { SsmScanFast(p); };
+}
 ScanFn Chunked(int64_t chunk) {
   return [chunk](const SsmScanParams& p) { SsdChunkScan(p, chunk); };
 }
@@ -102,6 +105,10 @@ TEST(SsdScanTest, ChunkedEqualsSequentialOnVarlenBatch) {
   const std::vector<float> pool0 = RandomVector(rng, 7 * kStateSlot);
   std::vector<float> ref_pool = pool0;
   const std::vector<float> ref = RunScan(Sequential(), pr, lengths, slots, has_init, ref_pool);
+  std::vector<float> seq_fast_pool = pool0;
+  EXPECT_TRUE(
+      BitEqual(RunScan(SequentialFast(), pr, lengths, slots, has_init, seq_fast_pool), ref));
+  EXPECT_TRUE(BitEqual(seq_fast_pool, ref_pool));
   for (int64_t chunk : {1, 3, 4, 16, 64, 128}) {
     std::vector<float> pool = pool0;
     const std::vector<float> y = RunScan(Chunked(chunk), pr, lengths, slots, has_init, pool);
