@@ -741,12 +741,16 @@ absl::Status WriteCheckpoint(const std::string& dir,
       return DTypeSize(a.second.dtype()) > DTypeSize(b.second.dtype());
     });
   }
-  if (shards == 1) return WriteSafetensors((fs::path(dir) / kSingleFile).string(), parts[0]);
+  // Hugging Face loaders (transformers' load_state_dict) require the "format" metadata entry.
+  const std::map<std::string, std::string> metadata = {{"format", "pt"}};
+  if (shards == 1) {
+    return WriteSafetensors((fs::path(dir) / kSingleFile).string(), parts[0], metadata);
+  }
   Json weight_map = Json::object();
   for (size_t s = 0; s < shards; ++s) {
     const std::string name = absl::StrCat("model-", absl::Dec(s + 1, absl::kZeroPad5), "-of-",
                                           absl::Dec(shards, absl::kZeroPad5), ".safetensors");
-    RETURN_IF_ERROR(WriteSafetensors((fs::path(dir) / name).string(), parts[s]));
+    RETURN_IF_ERROR(WriteSafetensors((fs::path(dir) / name).string(), parts[s], metadata));
     for (const auto& [tensor_name, tensor] : parts[s]) weight_map[tensor_name] = name;
   }
   const Json index = {{"metadata", {{"total_size", static_cast<uint64_t>(total)}}},

@@ -137,7 +137,8 @@ class Checkpoint {
 // Shards hold contiguous runs of the given order, each within one tensor's size of an even
 // split and never empty (so num_shards > 1 needs at least num_shards tensors); within a file,
 // tensors are stably ordered by element size, largest first (alignment). The index carries
-// "metadata": {"total_size": <sum of tensor bytes>}. Creates `dir` if needed.
+// "metadata": {"total_size": <sum of tensor bytes>}; every file carries __metadata__ {"format": "pt"},
+// which Hugging Face loaders require. Creates `dir` if needed.
 [[nodiscard]] absl::Status WriteCheckpoint(
     const std::string& dir, const std::vector<std::pair<std::string, Tensor>>& tensors,
     int num_shards);
