@@ -15,6 +15,20 @@ inline float Silu(float v) { return v / (1.0f + std::exp(-v)); }
 // softplus(v) = log(1 + exp(v)), with the Triton/mamba_ssm threshold: v > 20 returns v.
 inline float Softplus(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
 
+// sum_i a[i] * b[i] in fp32 with 8 partial sums (vectorisable; the order differs from a plain
+// loop).
+inline float Dot(const float* a, const float* b, int64_t n) {
+  float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) part[k] += a[i + k] * b[i + k];
+  }
+  float tail = 0.0f;
+  for (; i < n; ++i) tail += a[i] * b[i];
+  return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7])) +
+         tail;
+}
+
 // x[i] = relu(x[i])^2 for i in [0, n)  (the Nemotron-H MLP activation).
 void ReluSquaredInPlace(float* x, int64_t n);
 

@@ -9,6 +9,7 @@
 #include "core/dtype.h"
 #include "core/logging.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/elementwise.h"
 
 namespace tandem::kernels::cpu {
 
@@ -53,25 +54,35 @@ void WriteCache(const PagedAttentionParams& p, int64_t s) {
 }
 
 // Attention of the new tokens of sequence s for kv head h and its query heads (fp32
-// accumulation). Reads the cache, which must already hold the new tokens.
-void AttendKvHead(const PagedAttentionParams& p, int64_t s, int64_t h, std::vector<float>& probs,
-                  std::vector<float>& acc) {
+// accumulation). Reads the cache, which must already hold the new tokens; gathers this head's
+// keys and values into contiguous rows first.
+struct Scratch {
+  std::vector<float> keys, values, probs, acc;
+};
+
+void AttendKvHead(const PagedAttentionParams& p, int64_t s, int64_t h, Scratch& w) {
   const int64_t Dh = p.head_dim;
   const int64_t group = p.num_q_heads / p.num_kv_heads;
   const int64_t begin = p.cu_seqlens[s], n = p.cu_seqlens[s + 1] - begin;
   const int64_t total = p.start_pos[s] + n;
-  probs.resize(total);
-  acc.resize(Dh);
+  w.keys.resize(total * Dh);
+  w.values.resize(total * Dh);
+  w.probs.resize(total);
+  w.acc.resize(Dh);
+  for (int64_t u = 0; u < total; ++u) {
+    const int64_t off = CacheOffset(p, s, u, h);
+    std::memcpy(w.keys.data() + u * Dh, p.k_cache + off, sizeof(float) * Dh);
+    std::memcpy(w.values.data() + u * Dh, p.v_cache + off, sizeof(float) * Dh);
+  }
+  float* acc = w.acc.data();
+  float* probs = w.probs.data();
   for (int64_t i = 0; i < n; ++i) {
     const int64_t pos = p.start_pos[s] + i;
     for (int64_t qh = h * group; qh < (h + 1) * group; ++qh) {
       const float* q = p.q + ((begin + i) * p.num_q_heads + qh) * Dh;
       float max_score = -std::numeric_limits<float>::infinity();
       for (int64_t u = 0; u <= pos; ++u) {
-        const float* k = p.k_cache + CacheOffset(p, s, u, h);
-        float dot = 0.0f;
-        for (int64_t d = 0; d < Dh; ++d) dot += q[d] * k[d];
-        probs[u] = dot * p.scale;
+        probs[u] = Dot(q, w.keys.data() + u * Dh, Dh) * p.scale;
         max_score = std::max(max_score, probs[u]);
       }
       float sum = 0.0f;
@@ -80,14 +91,14 @@ void AttendKvHead(const PagedAttentionParams& p, int64_t s, int64_t h, std::vect
         sum += probs[u];
       }
       const float inv = 1.0f / sum;
-      std::fill(acc.begin(), acc.end(), 0.0f);
+      std::fill(acc, acc + Dh, 0.0f);
       for (int64_t u = 0; u <= pos; ++u) {
         float prob = probs[u] * inv;
         if (p.bf16_probs) prob = core::RoundToBf16(prob);
-        const float* v = p.v_cache + CacheOffset(p, s, u, h);
+        const float* v = w.values.data() + u * Dh;
         for (int64_t d = 0; d < Dh; ++d) acc[d] += prob * v[d];
       }
-      std::memcpy(p.out + ((begin + i) * p.num_q_heads + qh) * Dh, acc.data(), sizeof(float) * Dh);
+      std::memcpy(p.out + ((begin + i) * p.num_q_heads + qh) * Dh, acc, sizeof(float) * Dh);
     }
   }
 }
@@ -142,9 +153,9 @@ void PagedAttentionFast(const PagedAttentionParams& p) {
     for (int64_t s = begin; s < end; ++s) WriteCache(p, s);
   });
   pool.ParallelFor(p.num_seqs * p.num_kv_heads, [&](int64_t begin, int64_t end) {
-    std::vector<float> probs, acc;
+    Scratch scratch;
     for (int64_t task = begin; task < end; ++task) {
-      AttendKvHead(p, task / p.num_kv_heads, task % p.num_kv_heads, probs, acc);
+      AttendKvHead(p, task / p.num_kv_heads, task % p.num_kv_heads, scratch);
     }
   });
 }

@@ -157,12 +157,39 @@ void SsmScan(const SsmScanParams& p) {
 
 void SsmScanFast(const SsmScanParams& p) {
   const Layout l = CheckAndLayout(p);
+  const int64_t P = p.head_dim, N = p.state_size;
+  // Small problems run inline: a task should carry at least ~64k state updates.
+  const int64_t tokens = p.num_seqs > 0 ? p.cu_seqlens[p.num_seqs] : 0;
+  const int64_t work_per_task =
+      std::max<int64_t>(1, tokens * P * N / std::max<int64_t>(1, p.num_seqs));
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / work_per_task);
   core::ThreadPool::Default().ParallelFor(
-      p.num_seqs * p.num_heads, [&](int64_t begin, int64_t end) {
+      p.num_seqs * p.num_heads,
+      [&](int64_t begin, int64_t end) {
+        std::vector<float> dtB(N);
         for (int64_t task = begin; task < end; ++task) {
-          SequentialScanHead(p, l, task / p.num_heads, task % p.num_heads);
+          const int64_t s = task / p.num_heads, j = task % p.num_heads;
+          float* S = LoadState(p, l, s, j);
+          const int64_t g = j / (p.num_heads / p.n_groups);
+          const float A = -std::exp(p.A_log[j]);
+          for (int64_t t = p.cu_seqlens[s]; t < p.cu_seqlens[s + 1]; ++t) {
+            const float dt = Softplus(p.dt[t * l.dt + j] + p.dt_bias[j]);
+            const float decay = std::exp(dt * A);
+            const float* x = p.x + t * l.x + j * P;
+            const float* B = p.B + t * l.b + g * N;
+            const float* C = p.C + t * l.c + g * N;
+            float* y = p.y + (t * p.num_heads + j) * P;
+            for (int64_t n = 0; n < N; ++n) dtB[n] = dt * B[n];
+            for (int64_t q = 0; q < P; ++q) {
+              float* row = S + q * N;
+              const float xq = x[q];
+              for (int64_t n = 0; n < N; ++n) row[n] = row[n] * decay + dtB[n] * xq;
+              y[q] = Dot(row, C, N) + p.D[j] * xq;
+            }
+          }
         }
-      });
+      },
+      grain);
 }
 
 void SsdChunkScan(const SsmScanParams& p, int64_t chunk_size) {

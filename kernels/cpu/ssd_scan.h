@@ -8,13 +8,17 @@
 // S starts from the slot's state when has_initial_state, else from zeros; the final S of each
 // sequence is written back to its slot.
 //
-// SsmScan is the sequential recurrence (the reference); SsmScanFast is the same recurrence threaded
-// over (sequence, head) with core::ThreadPool::Default() (bit-identical to SsmScan). SsdChunkScan
-// is the chunked SSD form (chunks of chunk_size tokens per sequence: intra-chunk quadratic form
-// with segment-sum decays, chunk states, inter-chunk state passing); it equals SsmScan up to fp32
-// rounding (tests use 1e-4 relative to the output scale). SsdChunkScanFast is SsdChunkScan threaded
-// over (sequence, head) with core::ThreadPool::Default(). Not thread-safe for calls sharing slots.
-// Slots within one call must differ.
+// SsmScan is the sequential recurrence (the reference). SsdChunkScan is the chunked SSD form
+// (chunks of chunk_size tokens per sequence: intra-chunk quadratic form with segment-sum decays,
+// chunk states, inter-chunk state passing); it equals SsmScan up to fp32 rounding (tests: 1e-5
+// absolute + relative on O(1) outputs).
+// Fast paths, threaded over (sequence, head) with core::ThreadPool::Default():
+//   SsmScanFast: the sequential recurrence; the same states bit for bit, outputs with fp32 instead
+//     of double dot products. The fastest form on CPUs (fewest flops): use it for CPU prefill.
+//   SsdChunkScanFast: SsdChunkScan threaded (bit-identical to it); the form GPU kernels mirror.
+// Do not call the fast paths from inside a ParallelFor of the default pool (its workers do not
+// help with nested work). Not thread-safe for calls sharing slots; slots within one call must
+// differ.
 #pragma once
 
 #include <cstdint>

@@ -106,8 +106,9 @@ TEST(SsdScanTest, ChunkedEqualsSequentialOnVarlenBatch) {
   std::vector<float> ref_pool = pool0;
   const std::vector<float> ref = RunScan(Sequential(), pr, lengths, slots, has_init, ref_pool);
   std::vector<float> seq_fast_pool = pool0;
-  EXPECT_TRUE(
-      BitEqual(RunScan(SequentialFast(), pr, lengths, slots, has_init, seq_fast_pool), ref));
+  // Same recurrence: the states match bit for bit; outputs use fp32 instead of double dots.
+  EXPECT_TRUE(AllClose(RunScan(SequentialFast(), pr, lengths, slots, has_init, seq_fast_pool), ref,
+                       kScanAtol, kScanRtol));
   EXPECT_TRUE(BitEqual(seq_fast_pool, ref_pool));
   for (int64_t chunk : {1, 3, 4, 16, 64, 128}) {
     std::vector<float> pool = pool0;
