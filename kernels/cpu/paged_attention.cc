@@ -54,10 +54,11 @@ void WriteCache(const PagedAttentionParams& p, int64_t s) {
 }
 
 // Attention of the new tokens of sequence s for kv head h and its query heads (fp32
-// accumulation). Reads the cache, which must already hold the new tokens; gathers this head's
-// keys and values into contiguous rows first.
+// accumulation). Reads the cache, which must already hold the new tokens; resolves the cache
+// offset of every position once.
 struct Scratch {
-  std::vector<float> keys, values, probs, acc;
+  std::vector<int64_t> offsets;
+  std::vector<float> probs, acc;
 };
 
 void AttendKvHead(const PagedAttentionParams& p, int64_t s, int64_t h, Scratch& w) {
@@ -65,15 +66,10 @@ void AttendKvHead(const PagedAttentionParams& p, int64_t s, int64_t h, Scratch& 
   const int64_t group = p.num_q_heads / p.num_kv_heads;
   const int64_t begin = p.cu_seqlens[s], n = p.cu_seqlens[s + 1] - begin;
   const int64_t total = p.start_pos[s] + n;
-  w.keys.resize(total * Dh);
-  w.values.resize(total * Dh);
+  w.offsets.resize(total);
   w.probs.resize(total);
   w.acc.resize(Dh);
-  for (int64_t u = 0; u < total; ++u) {
-    const int64_t off = CacheOffset(p, s, u, h);
-    std::memcpy(w.keys.data() + u * Dh, p.k_cache + off, sizeof(float) * Dh);
-    std::memcpy(w.values.data() + u * Dh, p.v_cache + off, sizeof(float) * Dh);
-  }
+  for (int64_t u = 0; u < total; ++u) w.offsets[u] = CacheOffset(p, s, u, h);
   float* acc = w.acc.data();
   float* probs = w.probs.data();
   for (int64_t i = 0; i < n; ++i) {
@@ -82,7 +78,7 @@ void AttendKvHead(const PagedAttentionParams& p, int64_t s, int64_t h, Scratch& 
       const float* q = p.q + ((begin + i) * p.num_q_heads + qh) * Dh;
       float max_score = -std::numeric_limits<float>::infinity();
       for (int64_t u = 0; u <= pos; ++u) {
-        probs[u] = Dot(q, w.keys.data() + u * Dh, Dh) * p.scale;
+        probs[u] = Dot(q, p.k_cache + w.offsets[u], Dh) * p.scale;
         max_score = std::max(max_score, probs[u]);
       }
       float sum = 0.0f;
@@ -95,7 +91,7 @@ void AttendKvHead(const PagedAttentionParams& p, int64_t s, int64_t h, Scratch& 
       for (int64_t u = 0; u <= pos; ++u) {
         float prob = probs[u] * inv;
         if (p.bf16_probs) prob = core::RoundToBf16(prob);
-        const float* v = w.values.data() + u * Dh;
+        const float* v = p.v_cache + w.offsets[u];
         for (int64_t d = 0; d < Dh; ++d) acc[d] += prob * v[d];
       }
       std::memcpy(p.out + ((begin + i) * p.num_q_heads + qh) * Dh, acc, sizeof(float) * Dh);
