@@ -102,6 +102,19 @@ TEST(GatedRmsNormTest, MatchesDirectGroupedFormula) {
   p.out = full_width.data();
   GatedRmsNorm(p);
   EXPECT_FALSE(AllClose(full_width, expected, 1e-5f, 1e-5f));
+  // In place over a dense y with a dense z.
+  std::vector<float> inplace = y, z_dense(T * D);
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t c = 0; c < D; ++c) z_dense[t * D + c] = zbuf[t * z_stride + 5 + c];
+  }
+  GatedRmsNormParams q = p;
+  q.y = inplace.data();
+  q.z = z_dense.data();
+  q.out = inplace.data();
+  q.z_stride = 0;
+  q.group_size = group;
+  GatedRmsNorm(q);
+  EXPECT_TRUE(BitEqual(inplace, out));
 }
 
 TEST(LinearTest, FastMatchesReference) {
@@ -120,6 +133,10 @@ TEST(LinearTest, FastMatchesReference) {
     for (int64_t i = 0; i < K; ++i) dot += double(x[(T - 1) * K + i]) * w[(N - 1) * K + i];
     EXPECT_FLOAT_EQ(ref[T * N - 1], float(dot));
   }
+  std::vector<float> untouched = Poisoned(4);
+  const std::vector<float> w(8, 1.0f);
+  LinearFast({w.data(), w.data(), untouched.data(), 0, 4, 2});  // no tokens: writes nothing
+  EXPECT_TRUE(std::isnan(untouched[0]));
 }
 
 TEST(ElementwiseTest, ReluSquaredAddRoundAndHelpers) {

@@ -141,6 +141,19 @@ TEST(SsdScanTest, FreshSequenceIgnoresStaleSlotContents) {
   }
 }
 
+TEST(SsdScanTest, EmptySequenceInTheBatchChangesNothingElse) {
+  std::mt19937 rng(25);
+  const Problem pr = MakeProblem(rng, 12);
+  const std::vector<float> pool0 = RandomVector(rng, 3 * kStateSlot);
+  for (const ScanFn& scan : {Sequential(), SequentialFast(), Chunked(4), ChunkedFast(4)}) {
+    std::vector<float> with_empty = pool0, without = pool0;
+    const std::vector<float> a = RunScan(scan, pr, {5, 0, 7}, {0, 1, 2}, {1, 1, 0}, with_empty);
+    const std::vector<float> b = RunScan(scan, pr, {5, 7}, {0, 2}, {1, 0}, without);
+    EXPECT_TRUE(BitEqual(a, b));
+    EXPECT_TRUE(BitEqual(with_empty, without));  // continuing an empty chunk keeps the state
+  }
+}
+
 TEST(SsdScanTest, SplitPrefillEqualsOneCall) {
   std::mt19937 rng(22);
   const int64_t T = 50;
