@@ -61,15 +61,27 @@ void ApplyPenalties(float* logits, int64_t n, int64_t vocab_begin, const Samplin
   }
 }
 
-void ApplyTopKTopPMinP(float* logits, int64_t n, int32_t top_k, float top_p, float min_p) {
-  if (top_k > 0 && top_k < n) {
-    std::vector<float> copy(logits, logits + n);
-    std::nth_element(copy.begin(), copy.begin() + (top_k - 1), copy.end(), std::greater<float>());
-    const float kth = copy[top_k - 1];
-    for (int64_t i = 0; i < n; ++i) {
-      if (logits[i] < kth) logits[i] = kNegInf;
-    }
+double TopKThreshold(absl::Span<const float> values, int32_t top_k) {
+  if (top_k <= 0 || static_cast<int64_t>(values.size()) < top_k) return kNegInf;
+  std::vector<float> copy(values.begin(), values.end());
+  std::nth_element(copy.begin(), copy.begin() + (top_k - 1), copy.end(), std::greater<float>());
+  return copy[top_k - 1];
+}
+
+double MinPThreshold(float max_logit, float min_p) {
+  if (min_p <= 0.0f || max_logit == kNegInf) return kNegInf;
+  // p_i < min_p * p_max  <=>  logit_i < max_logit + log(min_p).
+  return static_cast<double>(max_logit) + std::log(static_cast<double>(min_p));
+}
+
+void MaskBelow(float* logits, int64_t n, double threshold) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (logits[i] < threshold) logits[i] = kNegInf;
   }
+}
+
+void ApplyTopKTopPMinP(float* logits, int64_t n, int32_t top_k, float top_p, float min_p) {
+  MaskBelow(logits, n, TopKThreshold(absl::MakeConstSpan(logits, n), top_k));
   if (top_p < 1.0f) {
     const std::vector<int64_t> order = SortedDescending(logits, n);
     if (!order.empty()) {
@@ -87,15 +99,7 @@ void ApplyTopKTopPMinP(float* logits, int64_t n, int32_t top_k, float top_p, flo
     }
   }
   if (min_p > 0.0f) {
-    const float max_logit = *std::max_element(logits, logits + n);
-    if (max_logit != kNegInf) {
-      // p_i < min_p * p_max  <=>  logit_i < max_logit + log(min_p).
-      const double threshold =
-          static_cast<double>(max_logit) + std::log(static_cast<double>(min_p));
-      for (int64_t i = 0; i < n; ++i) {
-        if (logits[i] < threshold) logits[i] = kNegInf;
-      }
-    }
+    MaskBelow(logits, n, MinPThreshold(*std::max_element(logits, logits + n), min_p));
   }
 }
 

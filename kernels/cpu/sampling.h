@@ -52,6 +52,18 @@ void ApplyPenalties(float* logits, int64_t n, int64_t vocab_begin, const Samplin
 // Top-k, top-p, min-p over a full vocabulary row (in that order); dropped entries become -inf.
 void ApplyTopKTopPMinP(float* logits, int64_t n, int32_t top_k, float top_p, float min_p);
 
+// Building blocks for filtering a vocabulary split across ranks (top-k and min-p are exact from
+// per-rank reductions; ApplyTopKTopPMinP is built from them):
+//   top-k: each rank sends TopN(its logits, k); TopKThreshold over the union gives the k-th largest
+//     value, and every rank applies MaskBelow with it.
+//   min-p: the all-reduced max logit gives MinPThreshold; every rank applies MaskBelow.
+// TopKThreshold is -inf (keep everything) when top_k <= 0 or there are fewer than top_k values;
+// MinPThreshold is -inf when min_p <= 0 or max_logit is -inf.
+double TopKThreshold(absl::Span<const float> values, int32_t top_k);
+double MinPThreshold(float max_logit, float min_p);
+// logits[i] = -inf where logits[i] < threshold.
+void MaskBelow(float* logits, int64_t n, double threshold);
+
 // The Gumbel noise of one token: -log(-log(u)), u in (0, 1) from a SplitMix64-style hash.
 float GumbelNoise(uint64_t seed, int64_t position, int32_t token);
 

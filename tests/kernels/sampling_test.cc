@@ -85,6 +85,56 @@ TEST(SamplingTest, SplitVocabGumbelMaximaCombineToTheFullSample) {
   }
 }
 
+TEST(SamplingTest, ShardedPenaltiesTopKAndMinPEqualTheFullRowSample) {
+  std::mt19937 rng(61);
+  const int64_t V = 700;
+  const std::vector<int32_t> prompt{3, 650, 200, 3}, output{650, 10, 10, 699};
+  for (int trial = 0; trial < 40; ++trial) {
+    const std::vector<float> logits = RandomVector(rng, V, -4, 4);
+    SamplingParams p;
+    p.temperature = 0.8f;
+    p.top_k = 1 + static_cast<int32_t>(rng() % 40);
+    p.min_p = trial % 2 == 0 ? 0.0f : 0.15f;
+    p.repetition_penalty = 1.3f;
+    p.presence_penalty = 0.2f;
+    p.frequency_penalty = 0.1f;
+    p.seed = rng();
+    p.position = 100 + trial;
+    std::vector<float> full = logits;
+    const int32_t want = Sample(full.data(), V, p, prompt, output);
+
+    // Three ranks with uneven shards: local penalties and temperature, then the reductions a TP
+    // sampler performs (gather of per-rank top-k lists, all-reduce max), local masks, local picks.
+    const std::vector<int64_t> bounds{0, 123, 650, V};
+    std::vector<std::vector<float>> shards;
+    std::vector<float> candidates;
+    float global_max = kNegInf;
+    for (size_t r = 0; r + 1 < bounds.size(); ++r) {
+      std::vector<float> shard(logits.begin() + bounds[r], logits.begin() + bounds[r + 1]);
+      const int64_t n = static_cast<int64_t>(shard.size());
+      ApplyPenalties(shard.data(), n, bounds[r], p, prompt, output);
+      for (float& l : shard) l /= p.temperature;
+      for (const TokenScore& t : TopN(shard.data(), n, bounds[r], p.top_k)) {
+        candidates.push_back(t.score);
+      }
+      global_max = std::max(global_max, *std::max_element(shard.begin(), shard.end()));
+      shards.push_back(std::move(shard));
+    }
+    const double k_threshold = TopKThreshold(candidates, p.top_k);
+    const double p_threshold = MinPThreshold(global_max, p.min_p);
+    TokenScore pick;
+    for (size_t r = 0; r < shards.size(); ++r) {
+      const int64_t n = static_cast<int64_t>(shards[r].size());
+      MaskBelow(shards[r].data(), n, k_threshold);
+      MaskBelow(shards[r].data(), n, p_threshold);
+      pick = CombinePicks(pick, GumbelMax(shards[r].data(), n, bounds[r], p.seed, p.position));
+      // The masked shard equals the same slice of the full row's processed logits.
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(shards[r][i], full[bounds[r] + i]) << r << " " << i;
+    }
+    EXPECT_EQ(pick.token, want) << "trial " << trial;
+  }
+}
+
 TEST(SamplingTest, TopKKeepsTiesAtTheKthValue) {
   std::vector<float> l{1.0f, 4.0f, 3.0f, 3.0f, 0.0f};
   ApplyTopKTopPMinP(l.data(), 5, 2, 1.0f, 0.0f);
