@@ -91,9 +91,7 @@ void ChunkScanHeads(const SsmScanParams& p, const Layout& l, int64_t s, int64_t 
     const float* Cg = p.C + g * N;
     for (int64_t t = 0; t < L; ++t) {
       for (int64_t u = 0; u <= t; ++u) {
-        float acc = 0.0f;
-        for (int64_t n = 0; n < N; ++n) acc += Cg[(c0 + t) * l.c + n] * Bg[(c0 + u) * l.b + n];
-        cb[t * L + u] = acc;
+        cb[t * L + u] = Dot(Cg + (c0 + t) * l.c, Bg + (c0 + u) * l.b, N);
       }
     }
     for (int64_t j = head_begin; j < head_end; ++j) {
@@ -116,8 +114,7 @@ void ChunkScanHeads(const SsmScanParams& p, const Layout& l, int64_t s, int64_t 
         const float* Ct = Cg + (c0 + t) * l.c;
         float* yt = p.y + (c0 + t) * p.num_heads * P + j * P;
         for (int64_t q = 0; q < P; ++q) {
-          float inter = 0.0f;
-          for (int64_t n = 0; n < N; ++n) inter += S[q * N + n] * Ct[n];
+          const float inter = Dot(S + q * N, Ct, N);
           y_acc[q] = decay0 * inter;
         }
         for (int64_t u = 0; u <= t; ++u) {
