@@ -2,10 +2,9 @@
 //
 //   kernels_bench --benchmark_out=bench/results/kernels_cpu.json --benchmark_out_format=json
 //
-// Threads: fast paths use core::ThreadPool::Default() (TANDEM_NUM_THREADS) and OpenBLAS's own
-// pool (OPENBLAS_NUM_THREADS); the JSON context records both.
+// Threads: fast paths use core::ThreadPool::Default() (TANDEM_NUM_THREADS; recorded in the JSON
+// context); LinearFast runs OpenBLAS single-threaded inside that pool.
 #include <cmath>
-#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <string>
@@ -189,8 +188,6 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("cpu_model", tandem::kernels::cpu::CpuModel());
   benchmark::AddCustomContext("tandem_threads",
                               std::to_string(tandem::core::ThreadPool::Default().size()));
-  const char* blas_threads = std::getenv("OPENBLAS_NUM_THREADS");
-  benchmark::AddCustomContext("openblas_num_threads", blas_threads ? blas_threads : "default");
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -2,7 +2,10 @@
 
 #include <cblas.h>
 
+#include <mutex>
+
 #include "core/logging.h"
+#include "core/thread_pool.h"
 
 namespace tandem::kernels::cpu {
 
@@ -29,11 +32,22 @@ void Linear(const LinearParams& p) {
 void LinearFast(const LinearParams& p) {
   CheckParams(p);
   if (p.num_tokens == 0) return;
-  // Row-major y[T, N] = x[T, K] * w[N, K]^T.
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(p.num_tokens),
-              static_cast<blasint>(p.out_features), static_cast<blasint>(p.in_features), 1.0f, p.x,
-              static_cast<blasint>(p.in_features), p.w, static_cast<blasint>(p.in_features), 0.0f,
-              p.y, static_cast<blasint>(p.out_features));
+  // One thread pool for all fast kernels: OpenBLAS runs single-threaded (its spinning workers
+  // would otherwise compete with core::ThreadPool) and the pool splits the output columns.
+  static std::once_flag blas_single_threaded;
+  std::call_once(blas_single_threaded, [] { openblas_set_num_threads(1); });
+  const int64_t T = p.num_tokens, K = p.in_features, N = p.out_features;
+  const bool small = T * N * K < (int64_t{1} << 20);
+  core::ThreadPool::Default().ParallelFor(
+      N,
+      [&](int64_t begin, int64_t end) {
+        // Row-major y[:, begin:end] = x[T, K] * w[begin:end, K]^T.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(T),
+                    static_cast<blasint>(end - begin), static_cast<blasint>(K), 1.0f, p.x,
+                    static_cast<blasint>(K), p.w + begin * K, static_cast<blasint>(K), 0.0f,
+                    p.y + begin, static_cast<blasint>(N));
+      },
+      small ? N : 64);
 }
 
 }  // namespace tandem::kernels::cpu

@@ -3,8 +3,11 @@
 // Linear is the plain reference (triple loop, double accumulation: its result is the correctly
 // rounded fp32 of the exact dot product up to double rounding, so it doubles as an oracle).
 // LinearFast calls OpenBLAS cblas_sgemm (fp32 accumulation, blocked: differs from Linear by a
-// few fp32 ulps of the row's |x|.|w|). OpenBLAS uses its own thread pool; set OPENBLAS_NUM_THREADS
-// to limit it. Both are thread-safe for distinct outputs; y must not alias x or w.
+// few fp32 ulps of the row's |x|.|w|) on column slices of W spread over
+// core::ThreadPool::Default(). On first use it sets OpenBLAS to one thread for the whole process
+// (the kernels library owns BLAS threading, so OpenBLAS's spinning workers never compete with the
+// pool). Both are thread-safe for distinct outputs; y must not alias x or w. Do not call
+// LinearFast from inside a ParallelFor of the default pool.
 #pragma once
 
 #include <cstdint>
