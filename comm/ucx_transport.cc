@@ -3,11 +3,14 @@
 #include <poll.h>
 #include <sched.h>
 #include <ucp/api/ucp.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "comm/ucx_errors.h"
@@ -32,12 +35,50 @@ uint64_t WireTag(int sender, uint64_t tag) {
   return (static_cast<uint64_t>(sender) << kRankShift) | tag;
 }
 
+// How often a waiter checks that a same-machine peer process still exists.
+constexpr absl::Duration kProcessCheckInterval = absl::Milliseconds(50);
+
+std::string ReadFirstLine(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// "<boot id> <pid>": identifies this process among all processes of all machines.
+std::string ProcessIdentity() {
+  return absl::StrCat(ReadFirstLine("/proc/sys/kernel/random/boot_id"), " ", getpid());
+}
+
+// The pid of a peer whose identity says it runs on this machine (same boot id), else 0.
+pid_t LocalPid(absl::string_view identity) {
+  const std::string mine = ProcessIdentity();
+  const size_t space = identity.rfind(' ');
+  int pid = 0;
+  if (space == absl::string_view::npos ||
+      mine.substr(0, mine.rfind(' ')) != identity.substr(0, space) ||
+      !absl::SimpleAtoi(identity.substr(space + 1), &pid)) {
+    return 0;
+  }
+  return pid;
+}
+
+// False once `pid` has exited (gone, or a zombie nobody has reaped yet).
+bool ProcessAlive(pid_t pid) {
+  const std::string stat = ReadFirstLine(absl::StrCat("/proc/", pid, "/stat").c_str());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  const char state = stat[paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
 }  // namespace
 
 struct PeerSlot {
   UcxTransport::State* state = nullptr;
   int rank = 0;
   ucp_ep_h ep = nullptr;
+  pid_t local_pid = 0;  // the peer's pid when it runs on this machine, else 0
   // Set once the peer is unusable (endpoint error, or a send that timed out).
   absl::Status failure;
 };
@@ -105,6 +146,7 @@ struct UcxTransport::State {
                               absl::string_view what) ABSL_LOCKS_EXCLUDED(mu) {
     absl::Status abort_reason;
     absl::Time last_progress = absl::Now();
+    absl::Time last_process_check = last_progress;
     int idle = 0;
     for (;;) {
       {
@@ -121,6 +163,14 @@ struct UcxTransport::State {
             return absl::UnavailableError(absl::StrCat(what, ": ", peers[peer].failure.message()));
           }
           return UcsStatusToStatus(st, what);
+        }
+        if (peers[peer].local_pid != 0 &&
+            absl::Now() - last_process_check > kProcessCheckInterval) {
+          last_process_check = absl::Now();
+          if (!ProcessAlive(peers[peer].local_pid)) {
+            FailPeer(peer, absl::UnavailableError(absl::StrCat("rank ", peer, " (pid ",
+                                                               peers[peer].local_pid, ") exited")));
+          }
         }
         if (abort_reason.ok()) {
           if (!peers[peer].failure.ok()) {
@@ -186,15 +236,39 @@ absl::StatusOr<std::unique_ptr<UcxTransport>> UcxTransport::Create(const UcxOpti
   std::unique_ptr<UcxTransport> transport(new UcxTransport(std::move(state)));
   State& s = *transport->state_;
 
+  // Environment variables set here for UCX, unset again once the worker has read them (so
+  // that child processes do not inherit them).
+  std::vector<const char*> env_set;
+  auto restore_env = [&env_set] {
+    for (const char* var : std::exchange(env_set, {})) unsetenv(var);
+  };
   ucp_config_t* config = nullptr;
   RETURN_IF_ERROR(UcsStatusToStatus(ucp_config_read(nullptr, nullptr, &config),
                                     absl::StrCat(name, ": ucp_config_read")));
+  if (options.shared_memory) {
+    // UCX 1.13 takes transport-level settings only from the environment (ucp_config_modify
+    // rejects them). Set before the worker reads them; an explicit user setting wins.
+    for (const char* var : {"UCX_POSIX_ERROR_HANDLING", "UCX_SYSV_ERROR_HANDLING"}) {
+      if (getenv(var) == nullptr) {
+        setenv(var, "y", /*overwrite=*/0);
+        env_set.push_back(var);
+      }
+    }
+  } else {
+    // Keep shared memory out even where the environment enabled it: nothing would watch it.
+    const ucs_status_t st = ucp_config_modify(config, "TLS", "^posix,sysv");
+    if (st != UCS_OK) {
+      ucp_config_release(config);
+      return UcsStatusToStatus(st, absl::StrCat(name, ": excluding shared-memory transports"));
+    }
+  }
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_NAME;
   params.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;
   params.name = "tandem";
   const ucs_status_t init_status = ucp_init(&params, config, &s.context);
   ucp_config_release(config);
+  if (init_status != UCS_OK) restore_env();
   RETURN_IF_ERROR(UcsStatusToStatus(init_status, absl::StrCat(name, ": ucp_init")));
 
   ucp_context_attr_t context_attr{};
@@ -206,8 +280,9 @@ absl::StatusOr<std::unique_ptr<UcxTransport>> UcxTransport::Create(const UcxOpti
   ucp_worker_params_t worker_params{};
   worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
   worker_params.thread_mode = UCS_THREAD_MODE_SERIALIZED;
-  RETURN_IF_ERROR(UcsStatusToStatus(ucp_worker_create(s.context, &worker_params, &s.worker),
-                                    absl::StrCat(name, ": ucp_worker_create")));
+  const ucs_status_t worker_status = ucp_worker_create(s.context, &worker_params, &s.worker);
+  restore_env();
+  RETURN_IF_ERROR(UcsStatusToStatus(worker_status, absl::StrCat(name, ": ucp_worker_create")));
   RETURN_IF_ERROR(UcsStatusToStatus(ucp_worker_get_efd(s.worker, &s.event_fd),
                                     absl::StrCat(name, ": ucp_worker_get_efd")));
 
@@ -220,6 +295,9 @@ absl::StatusOr<std::unique_ptr<UcxTransport>> UcxTransport::Create(const UcxOpti
   RETURN_IF_ERROR(core::Annotate(
       options.store->Set(absl::StrCat(options.prefix, "/addr/", options.rank), my_address),
       absl::StrCat(name, ": publishing the worker address")));
+  RETURN_IF_ERROR(core::Annotate(
+      options.store->Set(absl::StrCat(options.prefix, "/proc/", options.rank), ProcessIdentity()),
+      absl::StrCat(name, ": publishing the process identity")));
 
   const absl::Time deadline = absl::Now() + options.timeout;
   absl::MutexLock lock(&s.mu);
@@ -237,6 +315,12 @@ absl::StatusOr<std::unique_ptr<UcxTransport>> UcxTransport::Create(const UcxOpti
                            std::max(deadline - absl::Now(), absl::ZeroDuration()));
     RETURN_IF_ERROR(core::Annotate(peer_address.status(),
                                    absl::StrCat(name, ": worker address of rank ", peer)));
+    absl::StatusOr<std::string> identity =
+        options.store->Get(absl::StrCat(options.prefix, "/proc/", peer),
+                           std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    RETURN_IF_ERROR(
+        core::Annotate(identity.status(), absl::StrCat(name, ": process identity of rank ", peer)));
+    if (options.shared_memory) slot.local_pid = LocalPid(*identity);
     ucp_ep_params_t ep_params{};
     ep_params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS |
                            UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;

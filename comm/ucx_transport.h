@@ -4,9 +4,10 @@
 // One UCP context and worker per process. Create() publishes this rank's worker address under
 // `<prefix>/addr/<rank>` in the RendezvousStore and creates an endpoint to every other rank from
 // their addresses, waiting up to `timeout` for them. Endpoints use UCX's peer error handling
-// (UCP_ERR_HANDLING_MODE_PEER) with an error callback: when a peer dies its endpoint fails,
-// pending sends to it fail, pending receives from it are cancelled, and every later call with it
-// returns UNAVAILABLE at once. Every wait has a deadline (transport.h).
+// (UCP_ERR_HANDLING_MODE_PEER) with an error callback, and same-machine peers' processes are
+// watched (see UcxOptions::shared_memory): when a peer dies its endpoint fails, pending sends to
+// it fail, pending receives from it are cancelled, and every later call with it returns
+// UNAVAILABLE at once. Every wait has a deadline (transport.h).
 //
 // The sender's rank travels in the top 16 bits of the UCX tag, so Recv can match on
 // (peer, tag): at most 65536 ranks, 48-bit user tags.
@@ -34,6 +35,14 @@ struct UcxOptions {
   std::string prefix = "ucx";
   // Deadline of the connection set-up and the default deadline of Send/Recv.
   absl::Duration timeout = absl::Seconds(30);
+  // Lets UCX use its shared-memory transports (sysv, posix) between ranks on the same machine,
+  // several times faster than tcp over loopback, by setting UCX_POSIX_ERROR_HANDLING=y and
+  // UCX_SYSV_ERROR_HANDLING=y in the environment unless already set (UCX 1.13 reads these only
+  // from there; call Create before starting threads that read the environment). UCX does not
+  // notice a dead peer over shared memory, so the transport then watches same-machine peers'
+  // processes itself (/proc/<pid>, every 50 ms while waiting on one). false: no shared memory
+  // (UCX_TLS=^posix,sysv); a dead peer is seen by UCX itself when its tcp connection closes.
+  bool shared_memory = true;
 };
 
 class UcxTransport final : public Transport {

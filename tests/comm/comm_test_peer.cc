@@ -148,6 +148,8 @@ int GlooKill(const Args& args) {
 #endif  // TANDEM_TEST_GLOO
 
 #ifdef TANDEM_TEST_UCX
+bool g_ucx_shared_memory = true;  // false for modes with the suffix "_tcp"
+
 absl::StatusOr<std::unique_ptr<UcxTransport>> MakeUcx(const Args& args) {
   UcxOptions options;
   options.rank = args.rank;
@@ -155,6 +157,7 @@ absl::StatusOr<std::unique_ptr<UcxTransport>> MakeUcx(const Args& args) {
   options.store = args.store;
   options.prefix = "ucx";
   options.timeout = absl::Seconds(8);
+  options.shared_memory = g_ucx_shared_memory;
   return UcxTransport::Create(options);
 }
 
@@ -334,7 +337,14 @@ int main(int argc, char** argv) {
       {"ucx_send_failures", UcxSendFailures},
 #endif
   };
-  auto it = modes.find(argv[1]);
+  std::string mode = argv[1];
+#ifdef TANDEM_TEST_UCX
+  if (mode.size() > 4 && mode.substr(mode.size() - 4) == "_tcp") {
+    g_ucx_shared_memory = false;
+    mode.resize(mode.size() - 4);
+  }
+#endif
+  auto it = modes.find(mode);
   if (it == modes.end()) {
     std::cerr << "comm_test_peer: unknown mode " << argv[1] << "\n";
     return 2;

@@ -8,14 +8,18 @@
 namespace tandem::comm::testing {
 namespace {
 
-using UcxTest = MultiProcessTest;
+// Parameter: whether UCX may use shared memory (otherwise tcp only, the "_tcp" peer modes).
+class UcxTest : public MultiProcessTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  std::string Mode(const std::string& mode) { return GetParam() ? mode : mode + "_tcp"; }
+};
 
-TEST_F(UcxTest, SendRecvSizesMatch) {
-  ExpectAllSucceed(SpawnRanks("ucx_sendrecv", 2), absl::Seconds(40));
+TEST_P(UcxTest, SendRecvSizesMatch) {
+  ExpectAllSucceed(SpawnRanks(Mode("ucx_sendrecv"), 2), absl::Seconds(40));
 }
 
-TEST_F(UcxTest, KilledPeerFailsPendingRecvWithinDeadline) {
-  std::vector<pid_t> pids = SpawnRanks("ucx_kill", 2);
+TEST_P(UcxTest, KilledPeerFailsPendingRecvWithinDeadline) {
+  std::vector<pid_t> pids = SpawnRanks(Mode("ucx_kill"), 2);
   ASSERT_TRUE(store_->Wait({"ready/0", "ready/1"}, absl::Seconds(20)).ok());
   absl::SleepFor(absl::Milliseconds(200));  // rank 0 is inside Recv now
   const absl::Time killed = absl::Now();
@@ -29,8 +33,8 @@ TEST_F(UcxTest, KilledPeerFailsPendingRecvWithinDeadline) {
   EXPECT_LT(elapsed_ms, 15000);
 }
 
-TEST_F(UcxTest, SendTimeoutAndKilledReceiverFailSends) {
-  std::vector<pid_t> pids = SpawnRanks("ucx_send_failures", 3);
+TEST_P(UcxTest, SendTimeoutAndKilledReceiverFailSends) {
+  std::vector<pid_t> pids = SpawnRanks(Mode("ucx_send_failures"), 3);
   ASSERT_TRUE(store_->Wait({"ready/0", "ready/1", "ready/2"}, absl::Seconds(20)).ok());
   absl::SleepFor(absl::Milliseconds(200));  // rank 0 is inside the send to rank 2 now
   procs_.Kill(pids[2], SIGKILL);
@@ -41,6 +45,10 @@ TEST_F(UcxTest, SendTimeoutAndKilledReceiverFailSends) {
   EXPECT_EQ(code, static_cast<int>(absl::StatusCode::kUnavailable));
   EXPECT_LT(elapsed_ms, 15000);
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, UcxTest, ::testing::Bool(), [](const auto& info) {
+  return info.param ? std::string("SharedMemory") : std::string("TcpOnly");
+});
 
 TEST(UcxTransport, RejectsBadArguments) {
   UcxOptions options;
