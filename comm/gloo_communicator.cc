@@ -25,29 +25,31 @@ using internal::StoreException;
 // Presents a RendezvousStore to Gloo under a key prefix; failures travel as StoreException.
 class GlooStoreAdapter : public gloo::rendezvous::Store {
  public:
-  GlooStoreAdapter(RendezvousStore* store, std::string prefix, absl::Duration timeout)
-      : store_(store), prefix_(std::move(prefix)), timeout_(timeout) {}
+  // Every store operation ends by `deadline` (the whole connection set-up shares it).
+  GlooStoreAdapter(RendezvousStore* store, std::string prefix, absl::Time deadline)
+      : store_(store), prefix_(std::move(prefix)), deadline_(deadline) {}
 
   void set(const std::string& key, const std::vector<char>& data) override {
     Throw(store_->Set(Key(key), absl::string_view(data.data(), data.size())));
   }
   std::vector<char> get(const std::string& key) override {
-    absl::StatusOr<std::string> value = store_->Get(Key(key), timeout_);
+    absl::StatusOr<std::string> value = store_->Get(Key(key), Left());
     Throw(value.status());
     return std::vector<char>(value->begin(), value->end());
   }
-  void wait(const std::vector<std::string>& keys) override { wait(keys, ToChrono(timeout_)); }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, ToChrono(Left())); }
   void wait(const std::vector<std::string>& keys,
             const std::chrono::milliseconds& timeout) override {
     std::vector<std::string> full;
     for (const std::string& k : keys) full.push_back(Key(k));
-    Throw(store_->Wait(full, std::min(timeout_, absl::FromChrono(timeout))));
+    Throw(store_->Wait(full, std::min(Left(), absl::FromChrono(timeout))));
   }
 
  private:
   static std::chrono::milliseconds ToChrono(absl::Duration d) {
     return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
   }
+  absl::Duration Left() const { return std::max(deadline_ - absl::Now(), absl::ZeroDuration()); }
   std::string Key(const std::string& key) const { return absl::StrCat(prefix_, "/", key); }
   static void Throw(const absl::Status& s) {
     if (!s.ok()) throw StoreException(s);
@@ -55,7 +57,7 @@ class GlooStoreAdapter : public gloo::rendezvous::Store {
 
   RendezvousStore* store_;
   std::string prefix_;
-  absl::Duration timeout_;
+  absl::Time deadline_;
 };
 
 void IgnoreSigpipeIfDefault() {
@@ -81,6 +83,7 @@ absl::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
   IgnoreSigpipeIfDefault();
   const std::string what = absl::StrCat("gloo rank ", options.rank, "/", options.size,
                                         " connecting (prefix '", options.prefix, "')");
+  const absl::Time deadline = absl::Now() + options.timeout;
   std::shared_ptr<gloo::rendezvous::Context> context;
   RETURN_IF_ERROR(GlooCall(what, [&] {
     gloo::transport::tcp::attr attr;
@@ -92,7 +95,7 @@ absl::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
     std::shared_ptr<gloo::transport::Device> device = gloo::transport::tcp::CreateDevice(attr);
     context = std::make_shared<gloo::rendezvous::Context>(options.rank, options.size);
     context->setTimeout(std::chrono::milliseconds(absl::ToInt64Milliseconds(options.timeout)));
-    GlooStoreAdapter store(options.store, options.prefix, options.timeout);
+    GlooStoreAdapter store(options.store, options.prefix, deadline);
     context->connectFullMesh(store, device);
   }));
   return std::unique_ptr<GlooCommunicator>(
