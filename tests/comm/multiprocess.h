@@ -32,7 +32,7 @@ class MultiProcessTest : public ::testing::Test {
   void TearDown() override {
     procs_.KillAll();
     EXPECT_FALSE(procs_.AnyAlive()) << "a child process was left behind";
-    server_->Stop();
+    if (server_ != nullptr) server_->Stop();
     alarm(0);
   }
 
