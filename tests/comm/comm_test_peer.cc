@@ -145,6 +145,22 @@ int GlooKill(const Args& args) {
   return ReportResult(args, s, elapsed);
 }
 
+// The last rank stays alive but never joins the all-reduce: the others must give up at their
+// deadline (2 s) instead of waiting forever.
+int GlooStuck(const Args& args) {
+  auto comm = MakeGloo(args, absl::Seconds(2));
+  PEER_CHECK(comm.ok(), comm.status());
+  absl::Status s = (*comm)->Barrier();
+  PEER_CHECK(s.ok(), s);
+  if (args.rank == args.size - 1) {
+    pause();
+    return 0;
+  }
+  std::vector<float> data = RankFloats(args.seed, args.rank, 1000, 1);
+  const absl::Time start = absl::Now();
+  s = (*comm)->AllReduceSum(data.data(), data.size());
+  return ReportResult(args, s, absl::Now() - start);
+}
 #endif  // TANDEM_TEST_GLOO
 
 #ifdef TANDEM_TEST_UCX
@@ -327,6 +343,7 @@ int main(int argc, char** argv) {
 #ifdef TANDEM_TEST_GLOO
       {"gloo_collectives", GlooCollectives},
       {"gloo_kill", GlooKill},
+      {"gloo_stuck", GlooStuck},
 #endif
 #ifdef TANDEM_TEST_NCCL
       {"nccl_two_ranks_one_gpu", NcclTwoRanksOneGpu},

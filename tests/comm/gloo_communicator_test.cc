@@ -37,6 +37,26 @@ TEST_P(GlooTest, KilledPeerFailsSurvivorsWithinDeadline) {
   }
 }
 
+TEST_P(GlooTest, StuckPeerIsDeadlineExceeded) {
+  const int size = GetParam();
+  std::vector<pid_t> pids = SpawnRanks("gloo_stuck", size);
+  pids.pop_back();  // the stuck rank never exits by itself; teardown kills it
+  ExpectAllSucceed(pids, absl::Seconds(15));
+  int deadline_exceeded = 0;
+  for (int r = 0; r + 1 < size; ++r) {
+    int code = 0;
+    int64_t elapsed_ms = 0;
+    ReadResult(r, &code, &elapsed_ms);
+    // The first rank to time out closes its connections, so others may see UNAVAILABLE.
+    EXPECT_TRUE(code == static_cast<int>(absl::StatusCode::kDeadlineExceeded) ||
+                code == static_cast<int>(absl::StatusCode::kUnavailable))
+        << "rank " << r << " code " << code;
+    deadline_exceeded += code == static_cast<int>(absl::StatusCode::kDeadlineExceeded);
+    EXPECT_LT(elapsed_ms, 15000) << "rank " << r;
+  }
+  EXPECT_GE(deadline_exceeded, 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Ranks, GlooTest, ::testing::Values(2, 4),
                          [](const auto& info) { return absl::StrCat(info.param, "Ranks"); });
 
