@@ -49,7 +49,8 @@ struct Args {
     }                                                                                         \
   } while (false)
 
-int ReportResult(const Args& args, const absl::Status& status, absl::Duration elapsed) {
+[[maybe_unused]] int ReportResult(const Args& args, const absl::Status& status,
+                                  absl::Duration elapsed) {
   const std::string result =
       absl::StrCat(static_cast<int>(status.code()), " ", absl::ToInt64Milliseconds(elapsed));
   std::cerr << "rank " << args.rank << ": result " << status << " after " << elapsed << std::endl;
