@@ -412,13 +412,11 @@ absl::StatusOr<size_t> UcxTransport::Recv(int peer, uint64_t tag, void* data, si
     if (!s.peers[peer].failure.ok()) {
       return absl::UnavailableError(absl::StrCat(what, ": ", s.peers[peer].failure.message()));
     }
-    ucp_tag_recv_info_t info{};
+    // Always a request, even when the message is already here, so that Wait reads its length.
     ucp_request_param_t param{};
-    param.op_attr_mask = UCP_OP_ATTR_FIELD_RECV_INFO;
-    param.recv_info.tag_info = &info;
+    param.op_attr_mask = UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
     ucs_status_ptr_t req =
         ucp_tag_recv_nbx(s.worker, data, capacity, WireTag(peer, tag), kFullMask, &param);
-    if (req == nullptr) return info.length;  // completed at once from the unexpected queue
     if (UCS_PTR_IS_ERR(req)) return UcsStatusToStatus(UCS_PTR_STATUS(req), what);
     request = req;
   }

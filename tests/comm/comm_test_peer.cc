@@ -23,6 +23,7 @@
 #include "comm/gloo_communicator.h"
 #endif
 #ifdef TANDEM_TEST_UCX
+#include "comm/ucx_communicator.h"
 #include "comm/ucx_transport.h"
 #endif
 #ifdef TANDEM_TEST_NCCL
@@ -57,22 +58,8 @@ struct Args {
   return args.store->Set(absl::StrCat("result/", args.rank), result).ok() ? 0 : 1;
 }
 
-#ifdef TANDEM_TEST_GLOO
-absl::StatusOr<std::unique_ptr<GlooCommunicator>> MakeGloo(const Args& args,
-                                                           absl::Duration timeout) {
-  GlooOptions options;
-  options.rank = args.rank;
-  options.size = args.size;
-  options.store = args.store;
-  options.prefix = "gloo";
-  options.timeout = timeout;
-  return GlooCommunicator::Create(options);
-}
-
-int GlooCollectives(const Args& args) {
-  auto comm = MakeGloo(args, absl::Seconds(20));
-  PEER_CHECK(comm.ok(), comm.status());
-  Communicator& c = **comm;
+// Every collective against its reference, on any Communicator.
+[[maybe_unused]] int CheckCollectives(const Args& args, Communicator& c) {
   uint64_t case_id = 0;
   for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{1000}, size_t{300000}}) {
     ++case_id;
@@ -127,8 +114,8 @@ int GlooCollectives(const Args& args) {
 
 // The last rank is the victim: it parks after the barrier and is killed by the parent; the
 // others are inside an all-reduce by then and must fail within the deadline.
-int GlooKill(const Args& args) {
-  auto comm = MakeGloo(args, absl::Seconds(8));
+[[maybe_unused]] int KillDuringAllReduce(const Args& args,
+                                         absl::StatusOr<std::unique_ptr<Communicator>> comm) {
   PEER_CHECK(comm.ok(), comm.status());
   absl::Status s = (*comm)->Barrier();
   PEER_CHECK(s.ok(), s);
@@ -144,6 +131,27 @@ int GlooKill(const Args& args) {
   absl::Status after = (*comm)->Barrier();
   PEER_CHECK(after.code() == absl::StatusCode::kFailedPrecondition, after);
   return ReportResult(args, s, elapsed);
+}
+
+#ifdef TANDEM_TEST_GLOO
+absl::StatusOr<std::unique_ptr<Communicator>> MakeGloo(const Args& args, absl::Duration timeout) {
+  GlooOptions options;
+  options.rank = args.rank;
+  options.size = args.size;
+  options.store = args.store;
+  options.prefix = "gloo";
+  options.timeout = timeout;
+  return GlooCommunicator::Create(options);
+}
+
+int GlooCollectives(const Args& args) {
+  auto comm = MakeGloo(args, absl::Seconds(20));
+  PEER_CHECK(comm.ok(), comm.status());
+  return CheckCollectives(args, **comm);
+}
+
+int GlooKill(const Args& args) {
+  return KillDuringAllReduce(args, MakeGloo(args, absl::Seconds(8)));
 }
 
 // The last rank stays alive but never joins the all-reduce: the others must give up at their
@@ -259,6 +267,28 @@ int UcxKill(const Args& args) {
   return ReportResult(args, r.status(), elapsed);
 }
 
+absl::StatusOr<std::unique_ptr<Communicator>> MakeUcxCommunicator(const Args& args,
+                                                                  absl::Duration timeout) {
+  UcxOptions options;
+  options.rank = args.rank;
+  options.size = args.size;
+  options.store = args.store;
+  options.prefix = "ucx_coll";
+  options.timeout = timeout;
+  options.shared_memory = g_ucx_shared_memory;
+  return UcxCommunicator::Create(options);
+}
+
+int UcxCollectives(const Args& args) {
+  auto comm = MakeUcxCommunicator(args, absl::Seconds(20));
+  PEER_CHECK(comm.ok(), comm.status());
+  return CheckCollectives(args, **comm);
+}
+
+int UcxCollectivesKill(const Args& args) {
+  return KillDuringAllReduce(args, MakeUcxCommunicator(args, absl::Seconds(3)));
+}
+
 // Three ranks: rank 0 sends 16 MiB to rank 1, which never receives (the send times out and
 // closes that endpoint), then to rank 2, which the parent kills mid-send.
 int UcxSendFailures(const Args& args) {
@@ -353,6 +383,8 @@ int main(int argc, char** argv) {
       {"ucx_sendrecv", UcxSendRecv},
       {"ucx_kill", UcxKill},
       {"ucx_send_failures", UcxSendFailures},
+      {"ucx_collectives", UcxCollectives},
+      {"ucx_collectives_kill", UcxCollectivesKill},
 #endif
   };
   std::string mode = argv[1];
