@@ -1,6 +1,6 @@
-// comm_bench: Gloo all-reduce and UCX send/recv on loopback between two real processes, for the
-// message sizes a step uses: [T, H] floats, T tokens in {1, 16, 256}, hidden size H in
-// {64, 1024, 4096}.
+// comm_bench: Gloo and UCX all-reduce and UCX send/recv on loopback between two real processes, for
+// the message sizes a step uses: [T, H] floats, T tokens in {1, 16, 256}, hidden size H in {64,
+// 1024, 4096}.
 //
 // The process run by the user is rank 0: it serves the rendezvous, starts rank 1 (itself with
 // --peer), and drives Google Benchmark. Before each benchmark run it tells rank 1 what to do
@@ -23,12 +23,13 @@
 #include "benchmark/benchmark.h"
 #include "comm/gloo_communicator.h"
 #include "comm/tcp_rendezvous.h"
+#include "comm/ucx_communicator.h"
 #include "comm/ucx_transport.h"
 
 namespace tandem::comm {
 namespace {
 
-enum Op : int64_t { kQuit = 0, kAllReduce = 1, kPingPong = 2, kStream = 3 };
+enum Op : int64_t { kQuit = 0, kAllReduce = 1, kPingPong = 2, kStream = 3, kUcxAllReduce = 4 };
 constexpr uint64_t kControlTag = 1;
 constexpr uint64_t kDataTag = 2;
 
@@ -39,6 +40,7 @@ struct Command {
 };
 
 GlooCommunicator* g_gloo = nullptr;
+UcxCommunicator* g_ucx_comm = nullptr;
 UcxTransport* g_ucx = nullptr;
 
 std::string CpuModel() {
@@ -70,6 +72,8 @@ void PeerLoop() {
     for (int64_t i = 0; i < cmd.iterations; ++i) {
       if (cmd.op == kAllReduce) {
         Check(g_gloo->AllReduceSum(reinterpret_cast<float*>(buf.data()), cmd.bytes / 4));
+      } else if (cmd.op == kUcxAllReduce) {
+        Check(g_ucx_comm->AllReduceSum(reinterpret_cast<float*>(buf.data()), cmd.bytes / 4));
       } else if (cmd.op == kPingPong) {
         Check(g_ucx->Recv(0, kDataTag, buf.data(), buf.size()).status());
         Check(g_ucx->Send(0, kDataTag, buf.data(), cmd.bytes));
@@ -98,6 +102,14 @@ void BM_GlooAllReduce(benchmark::State& state) {
   std::vector<float> data(bytes / 4, 1.0f);
   SendCommand(kAllReduce, bytes, state.max_iterations);
   for (auto _ : state) Check(g_gloo->AllReduceSum(data.data(), data.size()));
+  SetCounters(state, bytes);
+}
+
+void BM_UcxAllReduce(benchmark::State& state) {
+  const int64_t bytes = Bytes(state);
+  std::vector<float> data(bytes / 4, 1.0f);
+  SendCommand(kUcxAllReduce, bytes, state.max_iterations);
+  for (auto _ : state) Check(g_ucx_comm->AllReduceSum(data.data(), data.size()));
   SetCounters(state, bytes);
 }
 
@@ -132,11 +144,12 @@ void StepSizes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_GlooAllReduce)->Apply(StepSizes);
+BENCHMARK(BM_UcxAllReduce)->Apply(StepSizes);
 BENCHMARK(BM_UcxPingPong)->Apply(StepSizes);
 BENCHMARK(BM_UcxStream)->Apply(StepSizes);
 
 void Connect(int rank, RendezvousStore* store, std::unique_ptr<GlooCommunicator>* gloo,
-             std::unique_ptr<UcxTransport>* ucx) {
+             std::unique_ptr<UcxTransport>* ucx, std::unique_ptr<UcxCommunicator>* ucx_comm) {
   GlooOptions gloo_options;
   gloo_options.rank = rank;
   gloo_options.size = 2;
@@ -151,6 +164,11 @@ void Connect(int rank, RendezvousStore* store, std::unique_ptr<GlooCommunicator>
   ucx_options.timeout = absl::Seconds(60);
   auto u = UcxTransport::Create(ucx_options);
   Check(u.status());
+  ucx_options.prefix = "ucx_coll";
+  auto uc = UcxCommunicator::Create(ucx_options);
+  Check(uc.status());
+  *ucx_comm = std::move(*uc);
+  g_ucx_comm = ucx_comm->get();
   *gloo = std::move(*g);
   *ucx = std::move(*u);
   g_gloo = gloo->get();
@@ -164,10 +182,11 @@ int main(int argc, char** argv) {
   using namespace tandem::comm;  // NOLINT
   std::unique_ptr<GlooCommunicator> gloo;
   std::unique_ptr<UcxTransport> ucx;
+  std::unique_ptr<UcxCommunicator> ucx_comm;
   if (argc == 3 && std::strcmp(argv[1], "--peer") == 0) {
     alarm(3600);
     TcpStoreClient store(argv[2]);
-    Connect(1, &store, &gloo, &ucx);
+    Connect(1, &store, &gloo, &ucx, &ucx_comm);
     PeerLoop();
     return 0;
   }
@@ -181,7 +200,7 @@ int main(int argc, char** argv) {
     _exit(127);
   }
   TcpStoreClient store((*server)->address());
-  Connect(0, &store, &gloo, &ucx);
+  Connect(0, &store, &gloo, &ucx, &ucx_comm);
   benchmark::AddCustomContext("cpu_model", CpuModel());
   benchmark::AddCustomContext("topology", "2 processes on one machine, loopback");
   std::string lanes = ucx->DescribePeer(1);
@@ -193,6 +212,7 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   SendCommand(kQuit, 0, 0);
+  ucx_comm.reset();
   ucx.reset();
   gloo.reset();
   int status = 0;

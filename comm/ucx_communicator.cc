@@ -73,15 +73,16 @@ absl::Status UcxCommunicator::AllReduceSum(float* data, size_t n) {
   if (n == 0 || size_ == 1) return absl::OkStatus();
   const std::string what = absl::StrCat("all-reduce of ", n, " floats");
   return Run(what, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
-    std::vector<float> all(static_cast<size_t>(size_) * n);  // [size, n]
+    std::vector<float>& all = scratch_;  // [size, n]
+    if (all.size() < static_cast<size_t>(size_) * n) all.resize(static_cast<size_t>(size_) * n);
     RETURN_IF_ERROR(
         ExchangeAll(data, n * sizeof(float), reinterpret_cast<char*>(all.data()), what));
     std::memcpy(all.data() + rank_ * n, data, n * sizeof(float));
     // Rank order on every rank: bit-identical sums everywhere.
-    for (size_t i = 0; i < n; ++i) {
-      float sum = all[i];
-      for (int r = 1; r < size_; ++r) sum += all[r * n + i];
-      data[i] = sum;
+    std::memcpy(data, all.data(), n * sizeof(float));
+    for (int r = 1; r < size_; ++r) {
+      const float* contribution = all.data() + r * n;
+      for (size_t i = 0; i < n; ++i) data[i] += contribution[i];
     }
     return absl::OkStatus();
   });
