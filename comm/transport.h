@@ -10,9 +10,10 @@
 // Deadlines and errors: every call waits at most its timeout (default_timeout() when not given).
 // UNAVAILABLE: the peer died or its connection failed; every later call with that peer fails the
 // same way at once. DEADLINE_EXCEEDED: the timeout expired (a timed-out Recv leaves the peer
-// usable; a timed-out Send closes the connection to that peer, since the message may be half
-// sent). OUT_OF_RANGE: the message was larger than the receive buffer. INVALID_ARGUMENT: bad
-// peer or tag. A call returns only once the transport no longer touches `data`.
+// usable unless it was already receiving a large message, which cannot be cancelled: then, as
+// for a timed-out Send, whose message may be half sent, the connection to that peer is closed).
+// OUT_OF_RANGE: the message was larger than the receive buffer. INVALID_ARGUMENT: bad peer or tag.
+// A call returns only once the transport no longer touches `data`.
 //
 // Thread safety: all methods are thread-safe; calls from several threads proceed concurrently
 // (e.g. one thread receiving from the previous stage while another sends to the next).

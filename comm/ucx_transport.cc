@@ -35,6 +35,9 @@ uint64_t WireTag(int sender, uint64_t tag) {
   return (static_cast<uint64_t>(sender) << kRankShift) | tag;
 }
 
+// How long a cancelled receive may take to complete before the sender's endpoint is closed.
+constexpr absl::Duration kCancelGrace = absl::Milliseconds(500);
+
 // How often a waiter checks that a same-machine peer process still exists.
 constexpr absl::Duration kProcessCheckInterval = absl::Milliseconds(50);
 
@@ -145,6 +148,7 @@ struct UcxTransport::State {
   absl::StatusOr<size_t> Wait(void* request, bool is_recv, int peer, absl::Time deadline,
                               absl::string_view what) ABSL_LOCKS_EXCLUDED(mu) {
     absl::Status abort_reason;
+    absl::Time abort_time;
     absl::Time last_progress = absl::Now();
     absl::Time last_process_check = last_progress;
     int idle = 0;
@@ -180,6 +184,7 @@ struct UcxTransport::State {
             abort_reason = absl::DeadlineExceededError(absl::StrCat(what, ": timed out"));
           }
           if (!abort_reason.ok()) {
+            abort_time = absl::Now();
             if (is_recv) {
               ucp_request_cancel(worker, request);
             } else {
@@ -189,6 +194,13 @@ struct UcxTransport::State {
             }
             continue;
           }
+        } else if (is_recv && absl::Now() - abort_time > kCancelGrace &&
+                   peers[peer].ep != nullptr) {
+          // A receive already matched to a large message cannot be cancelled; closing the
+          // sender's endpoint fails it, so that the wait ends.
+          FailPeer(peer,
+                   absl::UnavailableError(absl::StrCat(
+                       "closed after a receive from it could not be cancelled (", what, ")")));
         }
         idle = progressed > 0 ? 0 : idle + 1;
       }
