@@ -239,6 +239,8 @@ absl::StatusOr<StepLogits> NemotronHModel::Head(const StepPlan& plan, const floa
     token += n;
   }
   const int64_t r = static_cast<int64_t>(rows.size());
+  result.logits = core::Tensor::Empty(core::DType::kF32, {r, vocab_local_});
+  if (r == 0) return result;
   std::vector<float> x(r * h);
   for (int64_t i = 0; i < r; ++i) {
     std::copy(hidden + rows[i] * h, hidden + (rows[i] + 1) * h, x.begin() + i * h);
@@ -252,7 +254,6 @@ absl::StatusOr<StepLogits> NemotronHModel::Head(const StepPlan& plan, const floa
   norm.eps = static_cast<float>(config_.layer_norm_epsilon);
   kernels::cpu::RmsNorm(norm);
   MaybeRoundBf16(round_bf16_, x.data(), r * h);
-  result.logits = core::Tensor::Empty(core::DType::kF32, {r, vocab_local_});
   BatchMetadata none;
   ApplyLinear(Context(none), x.data(), lm_head_, result.logits.data<float>(), r);
   MaybeRoundBf16(round_bf16_, result.logits.data<float>(), r * vocab_local_);

@@ -1,0 +1,60 @@
+// tandem generate --model DIR --tokens ...: generates token ids in this process (CPU backend).
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_join.h"
+#include "core/status.h"
+#include "model/local_runner.h"
+#include "model/nemotron_h_model.h"
+#include "tools/cli/command.h"
+#include "tools/cli/model_args.h"
+
+namespace tandem::cli {
+namespace {
+
+constexpr char kName[] = "generate";
+
+absl::Status Run(const Args& args) {
+  RETURN_IF_ERROR(args.CheckKnown({"model", "tokens", "max-new-tokens", "temperature", "top-k",
+                                   "top-p", "min-p", "seed", "ignore-eos", "reference-kernels"}));
+  ASSIGN_OR_RETURN(LocalModelArgs margs, ParseLocalModelArgs(args));
+  model::GenerateOptions options;
+  ASSIGN_OR_RETURN(options.max_new_tokens, args.GetInt("max-new-tokens", 16));
+  ASSIGN_OR_RETURN(double temperature, args.GetDouble("temperature", 0.0));
+  ASSIGN_OR_RETURN(int64_t top_k, args.GetInt("top-k", 0));
+  ASSIGN_OR_RETURN(double top_p, args.GetDouble("top-p", 1.0));
+  ASSIGN_OR_RETURN(double min_p, args.GetDouble("min-p", 0.0));
+  ASSIGN_OR_RETURN(int64_t seed, args.GetInt("seed", 0));
+  if (options.max_new_tokens < 1) {
+    return absl::InvalidArgumentError("--max-new-tokens must be >= 1");
+  }
+  if (!std::isfinite(temperature) || temperature < 0) {
+    return absl::InvalidArgumentError("--temperature must be finite and >= 0");
+  }
+  if (top_k < 0) return absl::InvalidArgumentError("--top-k must be >= 0 (0 = off)");
+  if (!(top_p > 0 && top_p <= 1)) return absl::InvalidArgumentError("--top-p must be in (0, 1]");
+  if (!(min_p >= 0 && min_p <= 1)) return absl::InvalidArgumentError("--min-p must be in [0, 1]");
+  options.sampling.temperature = static_cast<float>(temperature);
+  options.sampling.top_k = static_cast<int32_t>(top_k);
+  options.sampling.top_p = static_cast<float>(top_p);
+  options.sampling.min_p = static_cast<float>(min_p);
+  options.sampling.seed = static_cast<uint64_t>(seed);
+  options.stop_at_eos = !args.Has("ignore-eos");
+  ASSIGN_OR_RETURN(auto model, model::NemotronHModel::Load(margs.model_dir, margs.options));
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids, model::Generate(*model, margs.tokens, options));
+  std::printf("%s\n", absl::StrJoin(ids, ",").c_str());
+  return absl::OkStatus();
+}
+
+TANDEM_COMMAND(kName, "generate token ids from a prompt with a local model (CPU)",
+               "--model DIR --tokens 1,2,3 [--max-new-tokens N] [--temperature T] [--top-k K] "
+               "[--top-p P] [--min-p P] [--seed S] [--ignore-eos] [--reference-kernels]",
+               {"ignore-eos", "reference-kernels"}, [](const Args& args) {
+                 absl::Status s = Run(args);
+                 return s.ok() ? 0 : Fail(kName, s);
+               });
+
+}  // namespace
+}  // namespace tandem::cli
