@@ -215,7 +215,9 @@ TEST(ShardPlanTest, RanksCoverTheModelAndSplitStateByTp) {
           for (const TensorSlice& t : s.tensors) {
             ++seen[t.name];
             if (t.split == SplitKind::kReplicated) replicated += t.local_elements();
-            if (t.name == "backbone.embeddings.weight") EXPECT_TRUE(s.first_stage);
+            if (t.name == "backbone.embeddings.weight") {
+              EXPECT_TRUE(s.first_stage);
+            }
             if (t.name == "lm_head.weight" || t.name == "backbone.norm_f.weight") {
               EXPECT_TRUE(s.last_stage);
             }
