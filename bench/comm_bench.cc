@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "bench/bench_context.h"
 #include "benchmark/benchmark.h"
 #include "comm/gloo_communicator.h"
 #include "comm/tcp_rendezvous.h"
@@ -42,17 +43,6 @@ struct Command {
 GlooCommunicator* g_gloo = nullptr;
 UcxCommunicator* g_ucx_comm = nullptr;
 UcxTransport* g_ucx = nullptr;
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (absl::StartsWith(line, "model name")) {
-      return std::string(absl::StripLeadingAsciiWhitespace(line.substr(line.find(':') + 1)));
-    }
-  }
-  return "unknown";
-}
 
 void Check(const absl::Status& s) {
   if (!s.ok()) {
@@ -201,7 +191,7 @@ int main(int argc, char** argv) {
   }
   TcpStoreClient store((*server)->address());
   Connect(0, &store, &gloo, &ucx, &ucx_comm);
-  benchmark::AddCustomContext("cpu_model", CpuModel());
+  tandem::bench::AddMachineContext();
   benchmark::AddCustomContext("topology", "2 processes on one machine, loopback");
   std::string lanes = ucx->DescribePeer(1);
   for (char& c : lanes) {

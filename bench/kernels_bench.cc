@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_context.h"
 #include "benchmark/benchmark.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/linear.h"
@@ -172,20 +173,11 @@ BENCHMARK_TEMPLATE(BM_PagedAttention, PagedAttentionFast)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
-}
-
 }  // namespace
 }  // namespace tandem::kernels::cpu
 
 int main(int argc, char** argv) {
-  benchmark::AddCustomContext("cpu_model", tandem::kernels::cpu::CpuModel());
+  tandem::bench::AddMachineContext();
   benchmark::AddCustomContext("tandem_threads",
                               std::to_string(tandem::core::ThreadPool::Default().size()));
   benchmark::Initialize(&argc, argv);
