@@ -59,16 +59,23 @@ __global__ void ConvStateKernel(CausalConv1dParams<T> p, int64_t x_stride, int64
   const int64_t start = p.cu_seqlens[s], len = p.cu_seqlens[s + 1] - start;
   const bool init = p.has_initial_state && p.has_initial_state[s];
   T* state = p.conv_state + p.slots[s] * slot_stride + c * (p.kernel - 1);
+  // Register arrays indexed by unrolled constants only (a runtime index would go to local memory).
   float rows[kMaxKernel];
-  for (int64_t r = 0; r < p.kernel - 1; ++r) {
+#pragma unroll
+  for (int r = 0; r < kMaxKernel; ++r) {
+    rows[r] = 0.0f;
+    if (r >= p.kernel - 1) continue;
     const int64_t pos = len - (p.kernel - 1) + r;
     if (pos >= 0) {
       rows[r] = Load(p.x + (start + pos) * x_stride + c);
-    } else {
-      rows[r] = init ? Load(state + (p.kernel - 1) + pos) : 0.0f;
+    } else if (init) {
+      rows[r] = Load(state + (p.kernel - 1) + pos);
     }
   }
-  for (int64_t r = 0; r < p.kernel - 1; ++r) Store(state + r, rows[r]);
+#pragma unroll
+  for (int r = 0; r < kMaxKernel; ++r) {
+    if (r < p.kernel - 1) Store(state + r, rows[r]);
+  }
 }
 
 template <typename T>
@@ -78,12 +85,22 @@ __global__ void ConvUpdateKernel(CausalConv1dUpdateParams<T> p, int64_t x_stride
   const int64_t b = blockIdx.x;
   if (c >= p.channels) return;
   T* state = p.conv_state + p.slots[b] * slot_stride + c * (p.kernel - 1);
-  float win[kMaxKernel];
-  for (int64_t k = 0; k < p.kernel - 1; ++k) win[k] = Load(state + k);
-  win[p.kernel - 1] = Load(p.x + b * x_stride + c);
+  float win[kMaxKernel + 1];  // unrolled constant indices only (no local memory)
+  const float xv = Load(p.x + b * x_stride + c);
+#pragma unroll
+  for (int k = 0; k < kMaxKernel; ++k) {
+    win[k] = k < p.kernel - 1 ? Load(state + k) : (k == p.kernel - 1 ? xv : 0.0f);
+  }
+  win[kMaxKernel] = 0.0f;
   float acc = p.bias ? Load(p.bias + c) : 0.0f;
-  for (int64_t k = 0; k < p.kernel; ++k) acc += Load(p.weight + c * p.kernel + k) * win[k];
-  for (int64_t k = 0; k < p.kernel - 1; ++k) Store(state + k, win[k + 1]);
+#pragma unroll
+  for (int k = 0; k < kMaxKernel; ++k) {
+    if (k < p.kernel) acc += Load(p.weight + c * p.kernel + k) * win[k];
+  }
+#pragma unroll
+  for (int k = 0; k < kMaxKernel; ++k) {
+    if (k < p.kernel - 1) Store(state + k, win[k + 1]);
+  }
   Store(p.out + b * p.channels + c, SiluF(acc));
 }
 

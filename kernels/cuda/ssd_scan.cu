@@ -106,15 +106,16 @@ __global__ void SsdChunkScanKernel(SsmScanParams<T> p, ScanStrides st) {
       const float yv = intra + expf(cum[i]) * inter + Dh * xs[i * kP + pp];
       Store(p.y + (start + c0 + i) * (p.num_heads * hd) + h * hd + p0 + pp, yv);
     }
-    __syncthreads();  // every y read S before it changes
+    __syncthreads();  // every y read S (and dts) before they change
     const float total = cum[Lc - 1];
     const float decay_all = expf(total);
+    // dts[j] becomes the weight of token j in the chunk's final state: exp(total - cum_j) dt_j.
+    if (tid < kL) dts[tid] = tid < Lc ? expf(total - cum[tid]) * dts[tid] : 0.0f;
+    __syncthreads();
     for (int idx = tid; idx < kP * N; idx += nthreads) {
       const int pp = idx / N, n = idx % N;
       float acc = S[pp * NP + n] * decay_all;
-      for (int j = 0; j < Lc; ++j) {
-        acc += expf(total - cum[j]) * dts[j] * xs[j * kP + pp] * Bs[j * NP + n];
-      }
+      for (int j = 0; j < Lc; ++j) acc += dts[j] * xs[j * kP + pp] * Bs[j * NP + n];
       S[pp * NP + n] = acc;
     }
   }
