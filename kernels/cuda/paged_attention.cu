@@ -276,7 +276,9 @@ template <typename T>
 absl::Status PagedAttention(const PagedAttentionParams<T>& p, void* stream) {
   static const int64_t max_shared = [] {
     absl::StatusOr<DeviceInfo> info = GetDeviceInfo(0);
-    return info.ok() ? info->max_shared_per_block_optin : int64_t{48 << 10};
+    // Without device information assume the build target's (sm_90) opt-in limit; launches fail
+    // then.
+    return info.ok() ? info->max_shared_per_block_optin : int64_t{227 << 10};
   }();
   ASSIGN_OR_RETURN(AttentionPlan plan, PlanAttention(p.num_seqs, p.num_q_heads, p.num_kv_heads,
                                                      p.head_dim, p.max_query_len, max_shared));
