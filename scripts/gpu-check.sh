@@ -19,7 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUNDLE=$ROOT/build-gpu-carry
-BINS=(cuda_kernels_test cuda_host_test cuda_bench)
+BINS=(cuda_kernels_test cuda_host_test cuda_validation_test cuda_bench)
 
 if [[ "${1:-}" == "--prepare" ]]; then
   set -e
@@ -104,6 +104,7 @@ fi
 echo "== tests ($(elapsed)s)"
 timeout 60 "$BIN/cuda_host_test" >"$OUT/tests.log" 2>&1
 HOST_RC=$?
+timeout 60 "$BIN/cuda_validation_test" >>"$OUT/tests.log" 2>&1 || HOST_RC=$?
 timeout 240 "$BIN/cuda_kernels_test" --gtest_output=xml:"$OUT/cuda_kernels_test.xml" \
   >>"$OUT/tests.log" 2>&1
 TEST_RC=$?
