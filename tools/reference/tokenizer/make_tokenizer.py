@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Trains Tandem's test tokenizers with Hugging Face `tokenizers` and writes golden encodings.
+
+Outputs (under the directory given as argv[1], normally tests/testdata/tokenizer/):
+  tokenizer.json         Nemotron-H structure: Split(v2 regex, isolated) + ByteLevel(no regex), ByteLevel
+                         decoder, TemplateProcessing "<s> $A", 1000 leading special tokens, vocab 4096.
+  gpt2.json              GPT-2 structure: ByteLevel(add_prefix_space, use_regex) pre-tokenizer and
+                         post-processor, merges written as "a b" strings.
+  added.json             NFC normalizer, ByteLevel(use_regex) and added tokens exercising lstrip / rstrip /
+                         single_word / normalized, special and not.
+  goldens/<name>.ids     per corpus file and add_special_tokens 0/1:
+                           file<TAB>add_special<TAB>roundtrips<TAB>count<TAB>payload
+                         payload: each id as 2 chars of the alphabet A-Za-z0-9+/ (id = 64*a + b; ids < 4096);
+                         roundtrips is 1 when HF decode(encode(text, False), False) == text.
+  goldens/<name>.decode  skip_special<TAB>ids (decimal, comma-separated)<TAB>hex of HF decode's UTF-8 bytes.
+"""
+import json
+import random
+import sys
+from pathlib import Path
+
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+V2_PATTERN = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|"
+              r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|"
+              r"\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+SPECIAL_NAMES = ["<unk>", "<s>", "</s>", "<mask>", "<pad>", "<cls>", "<sep>"]
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def corpus_files(corpus_dir):
+    return sorted(corpus_dir.glob("*.txt"))
+
+
+def train_nemotron(texts):
+    specials = SPECIAL_NAMES + [f"<SPECIAL_{i}>" for i in range(len(SPECIAL_NAMES), 1000)]
+    tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(V2_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=4096, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), min_frequency=1)
+    tok.train_from_iterator(texts, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                       special_tokens=[("<s>", 1)])
+    assert tok.get_vocab_size() == 4096, tok.get_vocab_size()
+    assert tok.token_to_id("<unk>") == 0 and tok.token_to_id("<s>") == 1 and tok.token_to_id("</s>") == 2
+    assert tok.token_to_id("<SPECIAL_999>") == 999
+    return tok
+
+
+def train_gpt2(texts):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=True)
+    trainer = trainers.BpeTrainer(vocab_size=1500, special_tokens=["<|endoftext|>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def train_added(texts):
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=1200, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    tok.add_special_tokens([
+        AddedToken("<|im_start|>", special=True, normalized=False),
+        AddedToken("[MASK]", lstrip=True, special=True, normalized=False),
+        AddedToken("<eot>", rstrip=True, special=True, normalized=False),
+    ])
+    tok.add_tokens([
+        AddedToken("hello", single_word=True, normalized=True, special=False),
+        AddedToken("caf\u00e9", normalized=True, special=False),
+        AddedToken(" world", normalized=False, special=False),
+        AddedToken("\u00c5B", normalized=False, special=False, lstrip=True, rstrip=True),
+    ])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|im_start|> $A <eot>", pair="<|im_start|> $A <eot> $B:1 <eot>:1",
+        special_tokens=[("<|im_start|>", tok.token_to_id("<|im_start|>")), ("<eot>", tok.token_to_id("<eot>"))])
+    return tok
+
+
+def pack(ids):
+    out = []
+    for i in ids:
+        assert 0 <= i < 4096
+        out.append(ALPHABET[i // 64] + ALPHABET[i % 64])
+    return "".join(out)
+
+
+def write_goldens(name, tok, files, out_dir, rng):
+    lines = []
+    for f in files:
+        text = f.read_bytes().decode("utf-8")
+        for add in (0, 1):
+            ids = tok.encode(text, add_special_tokens=bool(add)).ids
+            rt = int(tok.decode(tok.encode(text, add_special_tokens=False).ids, skip_special_tokens=False) == text)
+            lines.append(f"{f.name}\t{add}\t{rt}\t{len(ids)}\t{pack(ids)}")
+    (out_dir / "goldens" / f"{name}.ids").write_text("\n".join(lines) + "\n")
+
+    vocab = tok.get_vocab_size()
+    special_ids = sorted(t.id if hasattr(t, "id") else k for k, t in tok.get_added_tokens_decoder().items())
+    dec = []
+    for n in range(400):
+        length = rng.randint(0, 24)
+        ids = []
+        for _ in range(length):
+            r = rng.random()
+            if r < 0.15 and special_ids:
+                ids.append(rng.choice(special_ids))
+            elif r < 0.45:
+                # Single-byte tokens: the first 256 BPE ids are the byte alphabet (split characters).
+                base = 1000 if name == "tokenizer" else (1 if name == "gpt2" else 0)
+                ids.append(base + rng.randrange(256))
+            else:
+                ids.append(rng.randrange(vocab))
+        for skip in (0, 1):
+            text = tok.decode(ids, skip_special_tokens=bool(skip))
+            dec.append(f"{skip}\t{','.join(map(str, ids))}\t{text.encode('utf-8').hex()}")
+    (out_dir / "goldens" / f"{name}.decode").write_text("\n".join(dec) + "\n")
+
+
+def rewrite_merges_as_strings(path):
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["model"]["merges"] = [" ".join(m) if isinstance(m, list) else m for m in data["model"]["merges"]]
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def main():
+    out_dir = Path(sys.argv[1])
+    files = corpus_files(out_dir / "corpus")
+    texts = [f.read_bytes().decode("utf-8") for f in files]
+    (out_dir / "goldens").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(4096)
+
+    tok = train_nemotron(texts)
+    tok.save(str(out_dir / "tokenizer.json"))
+    write_goldens("tokenizer", Tokenizer.from_file(str(out_dir / "tokenizer.json")), files, out_dir, rng)
+
+    gpt2 = train_gpt2(texts)
+    gpt2.save(str(out_dir / "gpt2.json"))
+    rewrite_merges_as_strings(out_dir / "gpt2.json")
+    write_goldens("gpt2", Tokenizer.from_file(str(out_dir / "gpt2.json")), files, out_dir, rng)
+
+    added = train_added(texts)
+    added.save(str(out_dir / "added.json"))
+    write_goldens("added", Tokenizer.from_file(str(out_dir / "added.json")), files, out_dir, rng)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
