@@ -1,8 +1,10 @@
 // GEMM through cuBLASLt: y[num_tokens, out] = x[num_tokens, in] * W[out, in]^T (the contract of
 // kernels/cpu/linear.h), bf16 in / fp32 accumulate / bf16 out, or fp32 throughout.
 //
-// A GemmHandle owns the cuBLASLt handle and a device workspace, created once (not per step).
-// Not thread-safe: one handle per stream/thread.
+// A GemmHandle owns the cuBLASLt handle and a device workspace, created once (not per step), and
+// caches the descriptors and heuristic algorithm of each (M, N, K, dtype) it has seen, so repeated
+// shapes (every decode step) cost one cublasLtMatmul call. Not thread-safe: one handle per
+// stream/thread.
 #pragma once
 
 #include <cstddef>
@@ -37,7 +39,10 @@ class GemmHandle {
   absl::Status Linear(const LinearParams<T>& p, void* stream);
 
  private:
-  GemmHandle() = default;
+  struct Plan;   // cuBLASLt descriptors + algorithm of one shape (gemm.cu)
+  struct Cache;  // shape -> Plan
+  GemmHandle();
+  std::unique_ptr<Cache> cache_;
   void* lt_ = nullptr;         // cublasLtHandle_t
   void* workspace_ = nullptr;  // device memory
   size_t workspace_bytes_ = 0;
