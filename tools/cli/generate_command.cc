@@ -9,6 +9,7 @@
 #include "model/local_runner.h"
 #include "model/nemotron_h_model.h"
 #include "tools/cli/command.h"
+#include "tools/cli/distributed_args.h"
 #include "tools/cli/model_args.h"
 
 namespace tandem::cli {
@@ -18,7 +19,8 @@ constexpr char kName[] = "generate";
 
 absl::Status Run(const Args& args) {
   RETURN_IF_ERROR(args.CheckKnown({"model", "tokens", "max-new-tokens", "temperature", "top-k",
-                                   "top-p", "min-p", "seed", "ignore-eos", "reference-kernels"}));
+                                   "top-p", "min-p", "seed", "ignore-eos", "reference-kernels", "tp",
+                                   "pp", "stage-layers", "collective"}));
   ASSIGN_OR_RETURN(LocalModelArgs margs, ParseLocalModelArgs(args));
   model::GenerateOptions options;
   ASSIGN_OR_RETURN(options.max_new_tokens, args.GetInt("max-new-tokens", 16));
@@ -42,15 +44,32 @@ absl::Status Run(const Args& args) {
   options.sampling.min_p = static_cast<float>(min_p);
   options.sampling.seed = static_cast<uint64_t>(seed);
   options.stop_at_eos = !args.Has("ignore-eos");
-  ASSIGN_OR_RETURN(auto model, model::NemotronHModel::Load(margs.model_dir, margs.options));
-  ASSIGN_OR_RETURN(std::vector<int32_t> ids, model::Generate(*model, margs.tokens, options));
+  ASSIGN_OR_RETURN(std::optional<worker::LocalClusterOptions> distributed,
+                   ParseDistributedArgs(args, margs));
+  std::vector<int32_t> ids;
+  if (distributed) {
+    ASSIGN_OR_RETURN(auto cluster, worker::LocalCluster::Start(*distributed));
+    worker::v1::SamplingParams sp;
+    sp.set_temperature(options.sampling.temperature);
+    sp.set_top_k(options.sampling.top_k);
+    sp.set_top_p(options.sampling.top_p);
+    sp.set_min_p(options.sampling.min_p);
+    sp.set_seed(options.sampling.seed);
+    ASSIGN_OR_RETURN(ids, worker::DistributedGenerate(*cluster, margs.tokens,
+                                                      options.max_new_tokens, options.stop_at_eos,
+                                                      sp));
+  } else {
+    ASSIGN_OR_RETURN(auto model, model::NemotronHModel::Load(margs.model_dir, margs.options));
+    ASSIGN_OR_RETURN(ids, model::Generate(*model, margs.tokens, options));
+  }
   std::printf("%s\n", absl::StrJoin(ids, ",").c_str());
   return absl::OkStatus();
 }
 
 TANDEM_COMMAND(kName, "generate token ids from a prompt with a local model (CPU)",
                "--model DIR --tokens 1,2,3 [--max-new-tokens N] [--temperature T] [--top-k K] "
-               "[--top-p P] [--min-p P] [--seed S] [--ignore-eos] [--reference-kernels]",
+               "[--top-p P] [--min-p P] [--seed S] [--ignore-eos] [--reference-kernels] [--tp N] "
+               "[--pp M] [--stage-layers 4,4,3] [--collective gloo|ucx]",
                {"ignore-eos", "reference-kernels"}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);

@@ -9,6 +9,7 @@
 #include "model/local_runner.h"
 #include "model/nemotron_h_model.h"
 #include "tools/cli/command.h"
+#include "tools/cli/distributed_args.h"
 #include "tools/cli/model_args.h"
 
 namespace tandem::cli {
@@ -35,12 +36,21 @@ absl::Status WriteNpy(const std::string& path, const core::Tensor& t) {
 }
 
 absl::Status Run(const Args& args) {
-  RETURN_IF_ERROR(args.CheckKnown({"model", "tokens", "out", "reference-kernels"}));
+  RETURN_IF_ERROR(args.CheckKnown({"model", "tokens", "out", "reference-kernels", "tp", "pp",
+                                   "stage-layers", "collective"}));
   ASSIGN_OR_RETURN(LocalModelArgs margs, ParseLocalModelArgs(args));
   const std::string out = args.GetOr("out", "");
   if (out.empty()) return absl::InvalidArgumentError("--out FILE.npy is required");
-  ASSIGN_OR_RETURN(auto model, model::NemotronHModel::Load(margs.model_dir, margs.options));
-  ASSIGN_OR_RETURN(core::Tensor logits, model::PromptLogits(*model, margs.tokens));
+  ASSIGN_OR_RETURN(std::optional<worker::LocalClusterOptions> distributed,
+                   ParseDistributedArgs(args, margs));
+  core::Tensor logits;
+  if (distributed) {
+    ASSIGN_OR_RETURN(auto cluster, worker::LocalCluster::Start(*distributed));
+    ASSIGN_OR_RETURN(logits, worker::DistributedPromptLogits(*cluster, margs.tokens));
+  } else {
+    ASSIGN_OR_RETURN(auto model, model::NemotronHModel::Load(margs.model_dir, margs.options));
+    ASSIGN_OR_RETURN(logits, model::PromptLogits(*model, margs.tokens));
+  }
   RETURN_IF_ERROR(WriteNpy(out, logits));
   std::printf("wrote %s: float32 [%ld, %ld]\n", out.c_str(), static_cast<long>(logits.dim(0)),
               static_cast<long>(logits.dim(1)));
@@ -48,7 +58,8 @@ absl::Status Run(const Args& args) {
 }
 
 TANDEM_COMMAND(kName, "all-position logits of a prompt as a float32 .npy [T, V]",
-               "--model DIR --tokens 1,2,3 --out FILE.npy [--reference-kernels]",
+               "--model DIR --tokens 1,2,3 --out FILE.npy [--reference-kernels] [--tp N] [--pp M] "
+               "[--stage-layers 4,4,3] [--collective gloo|ucx]",
                {"reference-kernels"}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);

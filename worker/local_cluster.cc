@@ -1,0 +1,317 @@
+#include "worker/local_cluster.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "comm/tcp_rendezvous.h"
+#include "core/logging.h"
+#include "core/status.h"
+#include "grpcpp/grpcpp.h"
+#include "tandem/worker/v1/worker.grpc.pb.h"
+
+namespace tandem::worker {
+
+namespace pb = ::tandem::worker::v1;
+namespace fs = std::filesystem;
+
+struct LocalCluster::Impl {
+  LocalClusterOptions options;
+  std::unique_ptr<comm::RendezvousServer> rendezvous;
+  fs::path work_dir;
+  std::vector<std::unique_ptr<pb::Worker::Stub>> stubs;
+  std::vector<bool> reaped;
+  std::vector<std::string> exit_reason;
+};
+
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+std::string DescribeExit(int status) {
+  if (WIFSIGNALED(status)) return absl::StrCat("was killed by signal ", WTERMSIG(status));
+  if (WIFEXITED(status)) return absl::StrCat("exited with code ", WEXITSTATUS(status));
+  return "ended";
+}
+
+std::string LogTail(const fs::path& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  if (s.size() > 1500) s = "..." + s.substr(s.size() - 1500);
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
+    const LocalClusterOptions& options) {
+  if (options.tp < 1 || options.pp < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tp and pp must be >= 1, got tp=", options.tp, " pp=", options.pp));
+  }
+  auto cluster = std::unique_ptr<LocalCluster>(new LocalCluster());
+  cluster->impl_ = std::make_unique<Impl>();
+  Impl& impl = *cluster->impl_;
+  impl.options = options;
+  const int world = options.tp * options.pp;
+  std::string binary = options.tandem_binary;
+  if (binary.empty()) {
+    std::error_code ec;
+    binary = fs::read_symlink("/proc/self/exe", ec).string();
+    if (ec) return absl::InternalError("cannot resolve /proc/self/exe");
+  }
+  char tmpl[] = "/tmp/tandem-cluster-XXXXXX";
+  if (!mkdtemp(tmpl)) return absl::InternalError("mkdtemp failed");
+  impl.work_dir = tmpl;
+  ASSIGN_OR_RETURN(impl.rendezvous, comm::RendezvousServer::Start("127.0.0.1", 0));
+
+  const std::string parent = std::to_string(getpid());
+  for (int r = 0; r < world; ++r) {
+    const std::string port_file = (impl.work_dir / absl::StrCat("rank", r, ".port")).string();
+    const std::string log_file = (impl.work_dir / absl::StrCat("rank", r, ".log")).string();
+    std::vector<std::string> args = {binary,        "worker",  "--listen",     "127.0.0.1:0",
+                                     "--port-file", port_file, "--parent-pid", parent};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int pgid = cluster->pgid_;
+    const pid_t pid = fork();
+    if (pid < 0) return absl::InternalError("fork failed");
+    if (pid == 0) {
+      setpgid(0, pgid);
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+      }
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    setpgid(pid, pgid);  // also from the parent, so the group exists before we signal it
+    if (cluster->pgid_ == 0) cluster->pgid_ = pid;
+    cluster->pids_.push_back(pid);
+    impl.reaped.push_back(false);
+    impl.exit_reason.emplace_back();
+  }
+
+  const absl::Time deadline = absl::Now() + options.start_timeout;
+  const auto dead_rank = [&]() -> absl::Status {
+    for (int r = 0; r < world; ++r) {
+      int status = 0;
+      if (!impl.reaped[r] && waitpid(cluster->pids_[r], &status, WNOHANG) == cluster->pids_[r]) {
+        impl.reaped[r] = true;
+        impl.exit_reason[r] = DescribeExit(status);
+      }
+      if (impl.reaped[r]) {
+        return absl::UnavailableError(
+            absl::StrCat("worker rank ", r, " (pid ", cluster->pids_[r], ") ", impl.exit_reason[r],
+                         "; its log:\n", LogTail(impl.work_dir / absl::StrCat("rank", r, ".log"))));
+      }
+    }
+    return absl::OkStatus();
+  };
+  for (int r = 0; r < world; ++r) {
+    const fs::path port_file = impl.work_dir / absl::StrCat("rank", r, ".port");
+    int port = 0;
+    while (true) {
+      std::ifstream f(port_file);
+      if (f >> port && port > 0) break;
+      RETURN_IF_ERROR(dead_rank());
+      if (absl::Now() > deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat("worker rank ", r, " did not start within ",
+                         absl::FormatDuration(options.start_timeout)));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    grpc::ChannelArguments ch;
+    ch.SetMaxReceiveMessageSize(256 << 20);
+    ch.SetMaxSendMessageSize(256 << 20);
+    impl.stubs.push_back(pb::Worker::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), ch)));
+  }
+
+  // Load every rank at once: they rendezvous with each other.
+  cluster->infos_.resize(world);
+  std::vector<grpc::Status> statuses(world);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts(world);
+  std::atomic<int> done{0};
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    pb::LoadRequest req;
+    req.set_model_dir(options.model_dir);
+    req.set_tp(options.tp);
+    req.set_pp(options.pp);
+    req.set_rank(r);
+    for (int64_t n : options.stage_layers) req.add_stage_layers(n);
+    req.set_rendezvous(impl.rendezvous->address());
+    req.set_rendezvous_prefix("local");
+    req.mutable_capacity()->set_num_slots(options.num_slots);
+    req.mutable_capacity()->set_num_blocks(options.num_blocks);
+    req.mutable_capacity()->set_block_size(options.block_size);
+    req.set_comm_timeout_ms(absl::ToInt64Milliseconds(options.comm_timeout));
+    req.set_collective(options.collective);
+    req.set_reference_kernels(options.reference_kernels);
+    contexts[r] = std::make_unique<grpc::ClientContext>();
+    contexts[r]->set_deadline(absl::ToChronoTime(deadline));
+    threads.emplace_back([&, r, req] {
+      pb::LoadResponse resp;
+      statuses[r] = impl.stubs[r]->Load(contexts[r].get(), req, &resp);
+      cluster->infos_[r] = resp.info();
+      ++done;
+    });
+  }
+  absl::Status watch;
+  while (done.load() < world) {
+    if (watch.ok()) {
+      watch = dead_rank();
+      if (!watch.ok()) {
+        for (auto& c : contexts) c->TryCancel();
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (auto& t : threads) t.join();
+  RETURN_IF_ERROR(watch);
+  for (int r = 0; r < world; ++r) {
+    if (!statuses[r].ok()) {
+      return core::Annotate(FromGrpc(statuses[r]), absl::StrCat("loading worker rank ", r));
+    }
+  }
+  cluster->answering_rank_ = (options.pp - 1) * options.tp;
+  return cluster;
+}
+
+absl::StatusOr<pb::StepResponse> LocalCluster::Step(pb::StepRequest request) {
+  if (failed_) return absl::FailedPreconditionError("the cluster failed earlier");
+  Impl& impl = *impl_;
+  const int world = world_size();
+  request.set_step_id(next_step_id_++);
+  std::vector<grpc::Status> statuses(world);
+  std::vector<pb::StepResponse> responses(world);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts(world);
+  std::vector<std::atomic<bool>> finished(world);
+  const absl::Time deadline = absl::Now() + impl.options.step_timeout;
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    contexts[r] = std::make_unique<grpc::ClientContext>();
+    contexts[r]->set_deadline(absl::ToChronoTime(deadline));
+    finished[r] = false;
+    threads.emplace_back([&, r] {
+      statuses[r] = impl.stubs[r]->Step(contexts[r].get(), request, &responses[r]);
+      finished[r] = true;
+    });
+  }
+  absl::Status failure;
+  while (true) {
+    bool all = true;
+    for (int r = 0; r < world; ++r) all = all && finished[r].load();
+    if (all) break;
+    // A rank that exits (or answers with an error) fails the step at once.
+    for (int r = 0; r < world && failure.ok(); ++r) {
+      int status = 0;
+      if (!impl.reaped[r] && waitpid(pids_[r], &status, WNOHANG) == pids_[r]) {
+        impl.reaped[r] = true;
+        impl.exit_reason[r] = DescribeExit(status);
+      }
+      if (impl.reaped[r]) {
+        failure = absl::UnavailableError(absl::StrCat("worker rank ", r, " (pid ", pids_[r], ") ",
+                                                      impl.exit_reason[r], " during step ",
+                                                      request.step_id()));
+      } else if (finished[r].load() && !statuses[r].ok()) {
+        failure = core::Annotate(FromGrpc(statuses[r]), absl::StrCat("worker rank ", r));
+      }
+    }
+    if (!failure.ok()) {
+      for (auto& c : contexts) c->TryCancel();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& t : threads) t.join();
+  if (failure.ok()) {
+    for (int r = 0; r < world; ++r) {
+      if (!statuses[r].ok()) {
+        failure = core::Annotate(FromGrpc(statuses[r]), absl::StrCat("worker rank ", r));
+        break;
+      }
+    }
+  }
+  if (!failure.ok()) {
+    // A rejected plan (INVALID_ARGUMENT from validation on every rank) leaves the replica usable.
+    if (failure.code() != absl::StatusCode::kInvalidArgument) failed_ = true;
+    return failure;
+  }
+  return std::move(responses[answering_rank_]);
+}
+
+absl::Status LocalCluster::Release(const std::vector<int32_t>& slots) {
+  pb::ReleaseRequest req;
+  for (int32_t s : slots) req.add_slots(s);
+  for (int r = 0; r < world_size(); ++r) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    pb::ReleaseResponse resp;
+    RETURN_IF_ERROR(core::Annotate(FromGrpc(impl_->stubs[r]->Release(&ctx, req, &resp)),
+                                   absl::StrCat("worker rank ", r)));
+  }
+  return absl::OkStatus();
+}
+
+void LocalCluster::Teardown() {
+  if (!impl_) return;
+  Impl& impl = *impl_;
+  for (size_t r = 0; r < impl.stubs.size(); ++r) {
+    if (impl.reaped[r]) continue;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    pb::ShutdownResponse resp;
+    (void)impl.stubs[r]->Shutdown(&ctx, pb::ShutdownRequest(), &resp);
+  }
+  // Give them a moment to exit cleanly, then kill whatever is left of the group.
+  const absl::Time deadline = absl::Now() + absl::Seconds(3);
+  while (absl::Now() < deadline) {
+    bool all = true;
+    for (size_t r = 0; r < pids_.size(); ++r) {
+      int status = 0;
+      if (!impl.reaped[r] && waitpid(pids_[r], &status, WNOHANG) == pids_[r]) impl.reaped[r] = true;
+      all = all && impl.reaped[r];
+    }
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (pgid_ > 0) kill(-pgid_, SIGKILL);
+  for (size_t r = 0; r < pids_.size(); ++r) {
+    if (!impl.reaped[r]) {
+      int status = 0;
+      waitpid(pids_[r], &status, 0);
+      impl.reaped[r] = true;
+    }
+  }
+  if (impl.rendezvous) impl.rendezvous->Stop();
+  std::error_code ec;
+  if (!impl.work_dir.empty() && std::getenv("TANDEM_KEEP_CLUSTER_DIR") == nullptr) {
+    fs::remove_all(impl.work_dir, ec);
+  }
+  impl_.reset();
+}
+
+LocalCluster::~LocalCluster() { Teardown(); }
+
+}  // namespace tandem::worker

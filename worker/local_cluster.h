@@ -1,0 +1,75 @@
+// LocalCluster: the launcher that runs one model replica as tp * pp real worker processes on this
+// machine (`tandem worker`), serves their rendezvous store, drives them over tandem.worker.v1
+// (loopback gRPC), and tears everything down.
+//
+// Start: a RendezvousServer on 127.0.0.1, then one `<tandem> worker` process per rank, all in one
+// new process group (and each with PR_SET_PDEATHSIG, so none outlives the launcher); waits for
+// their ports, then Loads every rank at once (they rendezvous with each other), everything within
+// start_timeout. Each rank's stderr goes to <work dir>/rank<r>.log.
+// Step sends the plan to every rank concurrently and returns the answer of TP rank 0 of the last
+// stage. While waiting it watches the processes: a rank that exits fails the step within
+// ~100 ms with an error naming the rank, its pid and how it ended; any rank's error status fails
+// it naming that rank; step_timeout bounds it. After a failure the cluster is unusable.
+// The destructor asks the workers to shut down, then SIGKILLs the process group and reaps every
+// child, so nothing is left behind. Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "tandem/worker/v1/worker.pb.h"
+
+namespace tandem::worker {
+
+struct LocalClusterOptions {
+  std::string tandem_binary;  // the `tandem` executable ("" = /proc/self/exe)
+  std::string model_dir;
+  int tp = 1;
+  int pp = 1;
+  std::vector<int64_t> stage_layers;  // empty: balanced partition
+  int64_t num_slots = 8;
+  int64_t num_blocks = 256;
+  int64_t block_size = 16;
+  std::string collective = "gloo";
+  bool reference_kernels = false;
+  absl::Duration start_timeout = absl::Seconds(60);
+  absl::Duration step_timeout = absl::Seconds(60);
+  absl::Duration comm_timeout = absl::Seconds(30);
+};
+
+class LocalCluster {
+ public:
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(
+      const LocalClusterOptions& options);
+  ~LocalCluster();
+
+  [[nodiscard]] absl::StatusOr<::tandem::worker::v1::StepResponse> Step(
+      ::tandem::worker::v1::StepRequest request);
+  [[nodiscard]] absl::Status Release(const std::vector<int32_t>& slots);
+
+  int world_size() const { return static_cast<int>(pids_.size()); }
+  // Info of every rank, as of Load.
+  const std::vector<::tandem::worker::v1::InfoResponse>& infos() const { return infos_; }
+  const std::vector<int>& pids() const { return pids_; }
+  int process_group() const { return pgid_; }
+  uint64_t next_step_id() const { return next_step_id_; }
+
+  struct Impl;
+
+ private:
+  LocalCluster() = default;
+  void Teardown();
+  std::unique_ptr<Impl> impl_;
+  std::vector<int> pids_;
+  int pgid_ = 0;
+  std::vector<::tandem::worker::v1::InfoResponse> infos_;
+  uint64_t next_step_id_ = 1;
+  int answering_rank_ = 0;
+  bool failed_ = false;
+};
+
+}  // namespace tandem::worker

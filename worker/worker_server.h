@@ -1,0 +1,25 @@
+// The worker process's gRPC server: tandem.worker.v1.Worker over a StageExecutor.
+//
+// RunWorkerServer listens on `listen` ("127.0.0.1:0" picks a free port), writes the bound port to
+// `port_file` when given (written to a temporary name and renamed, so a reader never sees a
+// partial file) and serves until a Shutdown call or until `parent_pid` (when > 0) is gone.
+// Load builds the executor (joins the TP/PP groups, loads this rank's slice); Step and StepStream
+// run plans one at a time. Errors become gRPC statuses with the same code and message.
+// Thread-safe: gRPC threads call the service; one step runs at a time.
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace tandem::worker {
+
+struct WorkerServerOptions {
+  std::string listen = "127.0.0.1:0";
+  std::string port_file;
+  int parent_pid = 0;
+};
+
+[[nodiscard]] absl::Status RunWorkerServer(const WorkerServerOptions& options);
+
+}  // namespace tandem::worker
