@@ -13,7 +13,9 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "comm/tcp_rendezvous.h"
 #include "core/logging.h"
 #include "core/status.h"
@@ -208,6 +210,8 @@ absl::StatusOr<pb::StepResponse> LocalCluster::Step(pb::StepRequest request) {
   std::vector<pb::StepResponse> responses(world);
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts(world);
   std::vector<std::atomic<bool>> finished(world);
+  absl::Mutex mu;
+  absl::CondVar cv;
   const absl::Time deadline = absl::Now() + impl.options.step_timeout;
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
@@ -216,49 +220,71 @@ absl::StatusOr<pb::StepResponse> LocalCluster::Step(pb::StepRequest request) {
     finished[r] = false;
     threads.emplace_back([&, r] {
       statuses[r] = impl.stubs[r]->Step(contexts[r].get(), request, &responses[r]);
+      absl::MutexLock lock(&mu);
       finished[r] = true;
+      cv.Signal();
     });
   }
+  // A rank that exits, or answers with an error, fails the step at once. Peers of a dead rank
+  // usually report first; the root cause is the dead rank, so look for one for up to 300 ms
+  // before blaming the rank that answered.
+  const auto first_error = [&]() -> absl::Status {
+    for (int r = 0; r < world; ++r) {
+      if (finished[r].load() && !statuses[r].ok()) {
+        return core::Annotate(FromGrpc(statuses[r]), absl::StrCat("worker rank ", r));
+      }
+    }
+    return absl::OkStatus();
+  };
   absl::Status failure;
   while (true) {
     bool all = true;
     for (int r = 0; r < world; ++r) all = all && finished[r].load();
-    if (all) break;
-    // A rank that exits (or answers with an error) fails the step at once.
-    for (int r = 0; r < world && failure.ok(); ++r) {
-      int status = 0;
-      if (!impl.reaped[r] && waitpid(pids_[r], &status, WNOHANG) == pids_[r]) {
-        impl.reaped[r] = true;
-        impl.exit_reason[r] = DescribeExit(status);
-      }
-      if (impl.reaped[r]) {
-        failure = absl::UnavailableError(absl::StrCat("worker rank ", r, " (pid ", pids_[r], ") ",
-                                                      impl.exit_reason[r], " during step ",
-                                                      request.step_id()));
-      } else if (finished[r].load() && !statuses[r].ok()) {
-        failure = core::Annotate(FromGrpc(statuses[r]), absl::StrCat("worker rank ", r));
-      }
-    }
+    failure = ReapDead(request.step_id());
+    if (failure.ok()) failure = first_error();
+    if (failure.ok() && all) break;
     if (!failure.ok()) {
+      for (int i = 0; i < 60; ++i) {
+        absl::Status death = ReapDead(request.step_id());
+        if (!death.ok()) {
+          failure = death;
+          break;
+        }
+        if (failure.code() == absl::StatusCode::kInvalidArgument) break;  // a rejected plan
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
       for (auto& c : contexts) c->TryCancel();
+      break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    // Wake on any answer, or every 5 ms to watch the processes.
+    absl::MutexLock lock(&mu);
+    bool now_all = true;
+    for (int r = 0; r < world; ++r) now_all = now_all && finished[r].load();
+    if (!now_all) cv.WaitWithTimeout(&mu, absl::Milliseconds(5));
   }
   for (auto& t : threads) t.join();
-  if (failure.ok()) {
-    for (int r = 0; r < world; ++r) {
-      if (!statuses[r].ok()) {
-        failure = core::Annotate(FromGrpc(statuses[r]), absl::StrCat("worker rank ", r));
-        break;
-      }
-    }
-  }
   if (!failure.ok()) {
     // A rejected plan (INVALID_ARGUMENT from validation on every rank) leaves the replica usable.
     if (failure.code() != absl::StatusCode::kInvalidArgument) failed_ = true;
     return failure;
   }
   return std::move(responses[answering_rank_]);
+}
+
+absl::Status LocalCluster::ReapDead(uint64_t step_id) {
+  Impl& impl = *impl_;
+  for (int r = 0; r < world_size(); ++r) {
+    int status = 0;
+    if (!impl.reaped[r] && waitpid(pids_[r], &status, WNOHANG) == pids_[r]) {
+      impl.reaped[r] = true;
+      impl.exit_reason[r] = DescribeExit(status);
+    }
+    if (impl.reaped[r]) {
+      return absl::UnavailableError(absl::StrCat("worker rank ", r, " (pid ", pids_[r], ") ",
+                                                 impl.exit_reason[r], " during step ", step_id));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status LocalCluster::Release(const std::vector<int32_t>& slots) {

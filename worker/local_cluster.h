@@ -63,6 +63,8 @@ class LocalCluster {
  private:
   LocalCluster() = default;
   void Teardown();
+  // UNAVAILABLE naming the first rank whose process has exited (reaping it), else OK.
+  absl::Status ReapDead(uint64_t step_id);
   std::unique_ptr<Impl> impl_;
   std::vector<int> pids_;
   int pgid_ = 0;

@@ -1,0 +1,190 @@
+// A replica as real processes: a batch mixing prefill chunks and decodes gives each sequence its
+// single-process logits on every layout; per-rank weight and state bytes shrink as 1/(tp*pp)
+// and 1/tp (measured by the workers: bytes read from the checkpoint and bytes held); a worker
+// SIGKILLed during a step fails the launcher within 10 s naming the rank, leaving no process.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "sharding/shard_plan.h"
+#include "tests/worker/worker_test_util.h"
+
+namespace tandem::worker {
+namespace {
+
+namespace pb = ::tandem::worker::v1;
+
+struct SeqPlan {
+  int32_t slot;
+  std::vector<int32_t> prompt;  // the whole token sequence
+};
+
+// Adds tokens [begin, end) of `seq` to the step, asking for all their logits.
+void AddChunk(pb::StepRequest* req, const SeqPlan& seq, int64_t begin, int64_t end,
+              int64_t block_size) {
+  pb::SequenceStep* s = req->add_sequences();
+  s->set_slot(seq.slot);
+  // Disjoint block ranges per slot: slot k uses blocks [16k, 16k + 16).
+  for (int64_t b = 0; b < (end + block_size - 1) / block_size; ++b) {
+    s->add_block_table(static_cast<int32_t>(seq.slot * 16 + b));
+  }
+  s->set_start_pos(begin);
+  for (int64_t i = begin; i < end; ++i) s->add_token_ids(seq.prompt[i]);
+  s->set_logits(pb::LOGITS_ALL);
+  s->set_prompt_len(static_cast<int64_t>(seq.prompt.size()));
+}
+
+TEST(ClusterTest, MixedPrefillAndDecodeBatchesMatchOneProcessOnEveryLayout) {
+  const std::string dir = TinyModelDir("tiny", core::DType::kF32);
+  auto model = model::NemotronHModel::Load(dir, model::ModelOptions{});
+  ASSERT_TRUE(model.ok()) << model.status();
+  const int vocab = static_cast<int>((*model)->config().vocab_size);
+  std::vector<SeqPlan> seqs = {{0, RandomPrompt(40, vocab, 1)},
+                               {1, RandomPrompt(23, vocab, 2)},
+                               {2, RandomPrompt(9, vocab, 3)},
+                               {3, RandomPrompt(30, vocab, 4)}};
+  std::vector<core::Tensor> want;
+  for (const SeqPlan& s : seqs) {
+    auto l = model::PromptLogits(**model, s.prompt);
+    ASSERT_TRUE(l.ok()) << l.status();
+    want.push_back(*l);
+  }
+  // Steps: {seq, begin, end} chunks; seq 0 and 3 decode one token at a time while others prefill.
+  struct Chunk {
+    int seq;
+    int64_t begin, end;
+  };
+  const std::vector<std::vector<Chunk>> steps = {
+      {{0, 0, 17}, {1, 0, 5}},
+      {{0, 17, 18}, {1, 5, 23}, {2, 0, 4}, {3, 0, 28}},
+      {{0, 18, 19}, {2, 4, 9}, {3, 28, 29}},
+      {{3, 29, 30}, {0, 19, 40}},
+  };
+  for (auto [tp, pp] : {std::pair{1, 1}, {2, 2}, {4, 3}}) {
+    SCOPED_TRACE(absl::StrCat("tp=", tp, " pp=", pp));
+    auto cluster = LocalCluster::Start(ClusterOptions(dir, tp, pp));
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    const int64_t bs = (*cluster)->infos()[0].capacity().block_size();
+    for (const auto& step : steps) {
+      pb::StepRequest req;
+      for (const Chunk& c : step) AddChunk(&req, seqs[c.seq], c.begin, c.end, bs);
+      auto resp = (*cluster)->Step(req);
+      ASSERT_TRUE(resp.ok()) << resp.status();
+      ASSERT_EQ(resp->results_size(), static_cast<int>(step.size()));
+      for (size_t i = 0; i < step.size(); ++i) {
+        const Chunk& c = step[i];
+        const std::string& got = resp->results(i).all_logits();
+        const int64_t n = (c.end - c.begin) * vocab;
+        ASSERT_EQ(got.size(), static_cast<size_t>(n) * sizeof(float));
+        std::vector<float> g(n);
+        std::memcpy(g.data(), got.data(), got.size());
+        const float* w = want[c.seq].data<float>() + c.begin * vocab;
+        EXPECT_LE(RelMaxErr(w, g.data(), n), 1e-4)
+            << "sequence " << c.seq << " positions [" << c.begin << ", " << c.end << ")";
+      }
+    }
+  }
+}
+
+TEST(ClusterTest, PerRankWeightAndStateBytesShrinkWithTheLayout) {
+  const std::string dir = TinyModelDir("tiny", core::DType::kBF16);
+  auto config = core::TinyPreset("tiny");
+  ASSERT_TRUE(config.ok());
+  auto one = LocalCluster::Start(ClusterOptions(dir, 1, 1));
+  ASSERT_TRUE(one.ok()) << one.status();
+  const pb::InfoResponse whole = (*one)->infos()[0];
+  one->reset();
+  const int tp = 2, pp = 2;
+  auto cluster = LocalCluster::Start(ClusterOptions(dir, tp, pp));
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  auto plan = sharding::ShardPlan::Create(*config, {tp, pp});
+  ASSERT_TRUE(plan.ok());
+  int64_t read_sum = 0, replicated = 0;
+  for (int r = 0; r < tp * pp; ++r) {
+    const pb::InfoResponse& info = (*cluster)->infos()[r];
+    const sharding::RankShard& shard = plan->rank(r);
+    EXPECT_EQ(info.layout().layer_begin(), shard.layers.begin);
+    EXPECT_EQ(info.layout().vocab_begin(), shard.vocab.begin);
+    // Measured by the worker: the bytes it read from the mapped checkpoint are exactly its
+    // ShardPlan slice (bf16: 2 bytes per element), nothing more.
+    EXPECT_EQ(info.checkpoint_bytes_read(), shard.weight_elements() * 2) << "rank " << r;
+    read_sum += info.checkpoint_bytes_read();
+    for (const auto& t : shard.tensors) {
+      if (t.split == sharding::SplitKind::kReplicated) replicated += t.local_elements() * 2;
+    }
+    std::printf(
+        "rank %d: read %lld of %lld checkpoint bytes (%.3f), holds %lld weight bytes, "
+        "%lld state bytes\n",
+        r, static_cast<long long>(info.checkpoint_bytes_read()),
+        static_cast<long long>(whole.checkpoint_bytes_read()),
+        static_cast<double>(info.checkpoint_bytes_read()) / whole.checkpoint_bytes_read(),
+        static_cast<long long>(info.weight_bytes()), static_cast<long long>(info.state_bytes()));
+  }
+  // The ranks together read the checkpoint once, plus (tp - 1) extra copies of the norms.
+  EXPECT_EQ(read_sum - replicated + replicated / tp, whole.checkpoint_bytes_read());
+  // A stage's tp ranks each hold half of what one rank of the same stage holds at tp = 1 (norms
+  // aside), and half of its state.
+  auto half = LocalCluster::Start(ClusterOptions(dir, 1, pp));
+  ASSERT_TRUE(half.ok()) << half.status();
+  for (int r = 0; r < tp * pp; ++r) {
+    const pb::InfoResponse& info = (*cluster)->infos()[r];
+    const pb::InfoResponse& stage = (*half)->infos()[r / tp];
+    EXPECT_NEAR(static_cast<double>(info.checkpoint_bytes_read()),
+                stage.checkpoint_bytes_read() / 2.0, 0.02 * stage.checkpoint_bytes_read())
+        << "rank " << r;
+    EXPECT_EQ(info.state_bytes() * tp, stage.state_bytes()) << "rank " << r;
+    EXPECT_GT(info.state_bytes(), 0);
+  }
+}
+
+bool ProcessExists(int pid) { return kill(pid, 0) == 0 || errno != ESRCH; }
+
+TEST(ClusterTest, KilledWorkerFailsTheLauncherNamingTheRankWithinTenSeconds) {
+  const std::string dir = TinyModelDir("tiny", core::DType::kF32);
+  LocalClusterOptions o = ClusterOptions(dir, 2, 2);
+  o.num_blocks = 128;
+  auto cluster = LocalCluster::Start(o);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const std::vector<int> pids = (*cluster)->pids();
+  const int victim = 3;  // TP rank 1 of the last stage
+  const std::vector<int32_t> prompt = RandomPrompt(1000, 4096, 5);
+  std::atomic<bool> killed{false};
+  std::chrono::steady_clock::time_point kill_time;
+  std::thread killer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    kill_time = std::chrono::steady_clock::now();
+    kill(pids[victim], SIGKILL);
+    killed = true;
+  });
+  absl::Status failure;
+  // Steps back to back (a 1000-token prefill each) until one fails: the kill lands in one.
+  for (int i = 0; i < 10000 && failure.ok(); ++i) {
+    pb::StepRequest req;
+    pb::SequenceStep* s = req.add_sequences();
+    s->set_slot(0);
+    for (int b = 0; b < 63; ++b) s->add_block_table(b);
+    for (int32_t t : prompt) s->add_token_ids(t);
+    s->set_logits(pb::LOGITS_LAST);
+    failure = (*cluster)->Step(req).status();
+  }
+  const auto failed_at = std::chrono::steady_clock::now();
+  killer.join();
+  ASSERT_TRUE(killed);
+  ASSERT_FALSE(failure.ok());
+  EXPECT_LT(failed_at - kill_time, std::chrono::seconds(10));
+  EXPECT_THAT(std::string(failure.message()), ::testing::HasSubstr(absl::StrCat("rank ", victim)));
+  std::printf("failed %.0f ms after the kill: %s\n",
+              std::chrono::duration<double, std::milli>(failed_at - kill_time).count(),
+              std::string(failure.message()).c_str());
+  cluster->reset();
+  for (int pid : pids) EXPECT_FALSE(ProcessExists(pid)) << "pid " << pid << " left behind";
+}
+
+}  // namespace
+}  // namespace tandem::worker
