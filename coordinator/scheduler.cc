@@ -1,0 +1,274 @@
+#include "coordinator/scheduler.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/logging.h"
+
+namespace tandem::coordinator {
+namespace {
+
+// Schedule order: priority descending, then arrival ascending.
+template <typename A, typename B>
+bool Before(const A* a, const B* b) {
+  if (a->spec.priority != b->spec.priority) return a->spec.priority > b->spec.priority;
+  return a->arrival < b->arrival;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(const SchedulerConfig& config)
+    : config_(config), slots_(config.num_slots), blocks_(config.num_blocks, config.block_size) {}
+
+absl::Status Scheduler::Add(SequenceSpec spec) {
+  if (sequences_.count(spec.id) > 0) {
+    return absl::InvalidArgumentError(absl::StrCat("sequence id ", spec.id, " is already in use"));
+  }
+  if (spec.prompt.empty()) return absl::InvalidArgumentError("prompt: empty");
+  if (spec.max_new_tokens < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_new_tokens: ", spec.max_new_tokens, " must be >= 1"));
+  }
+  // The last sampled token is never fed back, so the state covers prompt + max_new - 1 positions.
+  const int64_t positions = static_cast<int64_t>(spec.prompt.size()) + spec.max_new_tokens - 1;
+  if (blocks_.BlocksFor(positions) > blocks_.num_blocks()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stopping.max_new_tokens: prompt (", spec.prompt.size(), ") + max_new_tokens (",
+        spec.max_new_tokens, ") needs ", blocks_.BlocksFor(positions), " KV blocks, more than the ",
+        blocks_.num_blocks(), " the workers hold"));
+  }
+  const SchedulerStats stats = Stats();
+  if (stats.waiting >= config_.max_queued_requests) {
+    return absl::ResourceExhaustedError(absl::StrCat("the queue is full: ", stats.waiting,
+                                                     " requests waiting (limit ",
+                                                     config_.max_queued_requests, ")"));
+  }
+  if (stats.queued_prompt_tokens + static_cast<int64_t>(spec.prompt.size()) >
+      config_.max_queued_prompt_tokens) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the queue is full: ", stats.queued_prompt_tokens, " prompt tokens waiting + ",
+        spec.prompt.size(), " exceed the limit of ", config_.max_queued_prompt_tokens));
+  }
+  auto seq = std::make_unique<Sequence>();
+  seq->arrival = next_arrival_++;
+  seq->tokens = spec.prompt;
+  seq->spec = std::move(spec);
+  const uint64_t id = seq->spec.id;
+  sequences_.emplace(id, std::move(seq));
+  return absl::OkStatus();
+}
+
+bool Scheduler::EnsureBlocks(Sequence& seq, int64_t positions) {
+  const int64_t need = blocks_.BlocksFor(positions) - static_cast<int64_t>(seq.blocks.size());
+  if (need <= 0) return true;
+  auto got = blocks_.Allocate(need);
+  if (!got) return false;
+  seq.blocks.insert(seq.blocks.end(), got->begin(), got->end());
+  return true;
+}
+
+void Scheduler::Release(Sequence& seq) {
+  if (seq.slot) {
+    TANDEM_CHECK(slots_.Free(*seq.slot).ok());
+    seq.slot.reset();
+  }
+  if (!seq.blocks.empty()) {
+    TANDEM_CHECK(blocks_.Free(seq.blocks).ok());
+    seq.blocks.clear();
+  }
+  seq.num_computed = 0;
+}
+
+void Scheduler::Preempt(Sequence& seq, StepPlan& plan) {
+  Release(seq);
+  ++seq.preemptions;
+  ++preemptions_;
+  plan.preempted.push_back(seq.spec.id);
+}
+
+std::vector<Scheduler::Sequence*> Scheduler::RunningOrdered() {
+  std::vector<Sequence*> out;
+  for (auto& [id, seq] : sequences_) {
+    if (seq->slot) out.push_back(seq.get());
+  }
+  std::sort(out.begin(), out.end(),
+            [](const Sequence* a, const Sequence* b) { return Before(a, b); });
+  return out;
+}
+
+Scheduler::Sequence* Scheduler::PreemptionVictim(const Sequence& for_seq) {
+  Sequence* victim = nullptr;
+  for (auto& [id, seq] : sequences_) {
+    Sequence* s = seq.get();
+    if (!s->slot || s->in_flight || s->planned || s == &for_seq) continue;
+    if (!Before(&for_seq, s)) continue;  // only sequences after it in schedule order
+    if (victim == nullptr || Before(victim, s)) victim = s;
+  }
+  return victim;
+}
+
+bool Scheduler::LaterInFlight(const Sequence& for_seq) const {
+  for (const auto& [id, seq] : sequences_) {
+    if (seq->slot && seq->in_flight && Before(&for_seq, seq.get())) return true;
+  }
+  return false;
+}
+
+PlannedSequence Scheduler::Plan(Sequence& seq, int64_t chunk) {
+  PlannedSequence p;
+  p.id = seq.spec.id;
+  p.slot = *seq.slot;
+  p.start_pos = seq.num_computed;
+  p.tokens.assign(seq.tokens.begin() + seq.num_computed,
+                  seq.tokens.begin() + seq.num_computed + chunk);
+  p.block_table.assign(seq.blocks.begin(),
+                       seq.blocks.begin() + blocks_.BlocksFor(seq.num_computed + chunk));
+  p.sample = seq.num_computed + chunk == static_cast<int64_t>(seq.tokens.size());
+  p.prompt_len = static_cast<int64_t>(seq.spec.prompt.size());
+  seq.planned = true;
+  seq.pending_end = seq.num_computed + chunk;
+  return p;
+}
+
+StepPlan Scheduler::Schedule() {
+  StepPlan plan;
+  int64_t budget = config_.max_tokens_per_step;
+  bool starved = false;  // a running sequence lacked blocks: admit nothing new this step
+
+  // 1. Decodes of running sequences.
+  for (Sequence* seq : RunningOrdered()) {
+    if (budget <= 0) break;
+    if (seq->in_flight || !seq->slot) continue;
+    const int64_t remaining = static_cast<int64_t>(seq->tokens.size()) - seq->num_computed;
+    if (remaining != 1 || seq->num_computed == 0) continue;
+    bool fits = true;
+    while (!EnsureBlocks(*seq, seq->num_computed + 1)) {
+      Sequence* victim = PreemptionVictim(*seq);
+      if (victim == nullptr) {
+        fits = false;
+        break;
+      }
+      Preempt(*victim, plan);
+    }
+    if (!fits) {
+      starved = true;
+      // Wait for a later sequence in flight to become preemptable; with none, nothing after it
+      // can give blocks back: preempt itself so the earlier ones progress.
+      if (!LaterInFlight(*seq)) Preempt(*seq, plan);
+      continue;
+    }
+    plan.sequences.push_back(Plan(*seq, 1));
+    budget -= 1;
+  }
+
+  // 2. Prefill chunks of admitted sequences (includes recomputation after preemption).
+  for (Sequence* seq : RunningOrdered()) {
+    if (budget <= 0) break;
+    if (seq->in_flight || seq->planned || !seq->slot) continue;
+    const int64_t remaining = static_cast<int64_t>(seq->tokens.size()) - seq->num_computed;
+    if (remaining <= 0) continue;
+    int64_t chunk = std::min(remaining, budget);
+    // Shrink the chunk to what the free blocks can hold; with none, take blocks from sequences
+    // after it in schedule order (never from earlier ones, so the first always progresses).
+    auto capacity = [&] {
+      return (static_cast<int64_t>(seq->blocks.size()) + blocks_.num_free()) *
+                 blocks_.block_size() -
+             seq->num_computed;
+    };
+    while (capacity() <= 0) {
+      Sequence* victim = PreemptionVictim(*seq);
+      if (victim == nullptr) break;
+      Preempt(*victim, plan);
+    }
+    chunk = std::min(chunk, capacity());
+    if (chunk <= 0) {
+      starved = true;
+      continue;
+    }
+    TANDEM_CHECK(EnsureBlocks(*seq, seq->num_computed + chunk));
+    plan.sequences.push_back(Plan(*seq, chunk));
+    budget -= chunk;
+  }
+
+  // 3. Admissions, head-of-line in priority / FCFS order.
+  std::vector<Sequence*> waiting;
+  for (auto& [id, seq] : sequences_) {
+    if (!seq->slot && !seq->in_flight) waiting.push_back(seq.get());
+  }
+  std::sort(waiting.begin(), waiting.end(),
+            [](const Sequence* a, const Sequence* b) { return Before(a, b); });
+  for (Sequence* seq : waiting) {
+    if (starved || !plan.preempted.empty() || budget <= 0 || slots_.num_free() == 0) break;
+    const int64_t remaining = static_cast<int64_t>(seq->tokens.size());
+    int64_t chunk = std::min(remaining, budget);
+    chunk = std::min(chunk, static_cast<int64_t>(blocks_.num_free()) * blocks_.block_size());
+    if (chunk <= 0) break;
+    std::optional<int32_t> slot = slots_.Allocate();
+    TANDEM_CHECK(slot.has_value());
+    seq->slot = slot;
+    seq->num_computed = 0;
+    TANDEM_CHECK(EnsureBlocks(*seq, chunk));
+    plan.sequences.push_back(Plan(*seq, chunk));
+    budget -= chunk;
+  }
+
+  for (PlannedSequence& p : plan.sequences) {
+    Sequence& seq = *sequences_.at(p.id);
+    seq.planned = false;
+    seq.in_flight = true;
+    plan.num_tokens += static_cast<int64_t>(p.tokens.size());
+  }
+  return plan;
+}
+
+void Scheduler::Complete(uint64_t id, std::optional<int32_t> token) {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return;
+  Sequence& seq = *it->second;
+  if (!seq.in_flight) return;
+  seq.in_flight = false;
+  if (!seq.slot) return;  // preempted while in flight cannot happen; defensive
+  seq.num_computed = seq.pending_end;
+  if (token.has_value() && seq.pending_end == static_cast<int64_t>(seq.tokens.size())) {
+    seq.tokens.push_back(*token);
+  }
+}
+
+bool Scheduler::Finish(uint64_t id) {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return false;
+  Release(*it->second);
+  sequences_.erase(it);
+  return true;
+}
+
+std::vector<int32_t> Scheduler::Generated(uint64_t id) const {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return {};
+  const Sequence& seq = *it->second;
+  return std::vector<int32_t>(seq.tokens.begin() + seq.spec.prompt.size(), seq.tokens.end());
+}
+
+int32_t Scheduler::Preemptions(uint64_t id) const {
+  auto it = sequences_.find(id);
+  return it == sequences_.end() ? 0 : it->second->preemptions;
+}
+
+SchedulerStats Scheduler::Stats() const {
+  SchedulerStats s;
+  for (const auto& [id, seq] : sequences_) {
+    if (seq->slot) {
+      ++s.running;
+    } else {
+      ++s.waiting;
+      if (seq->preemptions == 0) s.queued_prompt_tokens += static_cast<int64_t>(seq->tokens.size());
+    }
+    if (seq->in_flight) ++s.in_flight;
+  }
+  s.free_slots = slots_.num_free();
+  s.free_blocks = blocks_.num_free();
+  s.preemptions = preemptions_;
+  return s;
+}
+
+}  // namespace tandem::coordinator
