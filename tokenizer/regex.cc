@@ -1,0 +1,88 @@
+#include "tokenizer/regex.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace tandem::tokenizer {
+namespace {
+
+std::string PcreMessage(int code) {
+  PCRE2_UCHAR buffer[256];
+  pcre2_get_error_message(code, buffer, sizeof(buffer));
+  return reinterpret_cast<const char*>(buffer);
+}
+
+// Matching state for one FindAll call: match data and a JIT stack large enough for long
+// whitespace runs under `\s+(?!\S)`.
+struct MatchState {
+  explicit MatchState(const pcre2_code* code)
+      : data(pcre2_match_data_create_from_pattern(code, nullptr)),
+        context(pcre2_match_context_create(nullptr)),
+        stack(pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr)) {
+    if (context != nullptr && stack != nullptr) pcre2_jit_stack_assign(context, nullptr, stack);
+  }
+  ~MatchState() {
+    pcre2_jit_stack_free(stack);
+    pcre2_match_context_free(context);
+    pcre2_match_data_free(data);
+  }
+  pcre2_match_data* data;
+  pcre2_match_context* context;
+  pcre2_jit_stack* stack;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(absl::string_view pattern, bool literal) {
+  int error = 0;
+  PCRE2_SIZE offset = 0;
+  uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK;
+  if (literal) options |= PCRE2_LITERAL;
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                   options, &error, &offset, nullptr);
+  if (code == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "regex \"", pattern, "\" does not compile at offset ", offset, ": ", PcreMessage(error)));
+  }
+  pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter when unavailable
+  std::unique_ptr<Regex> regex(new Regex());
+  regex->pattern_ = std::string(pattern);
+  regex->code_ = code;
+  return regex;
+}
+
+Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
+
+absl::Status Regex::FindAll(absl::string_view subject,
+                            const std::function<void(size_t, size_t)>& on_match) const {
+  auto* code = static_cast<pcre2_code*>(code_);
+  MatchState state(code);
+  if (state.data == nullptr || state.context == nullptr) {
+    return absl::ResourceExhaustedError("regex: cannot allocate PCRE2 match data");
+  }
+  const auto* s = reinterpret_cast<PCRE2_SPTR>(subject.data());
+  size_t pos = 0;
+  while (pos <= subject.size()) {
+    const int rc =
+        pcre2_match(code, s, subject.size(), pos, PCRE2_NO_UTF_CHECK, state.data, state.context);
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("regex \"", pattern_, "\" failed at byte ", pos, ": ", PcreMessage(rc)));
+    }
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(state.data);
+    const size_t start = ov[0], end = ov[1];
+    if (end > start) {
+      on_match(start, end);
+      pos = end;
+    } else {  // empty match: step over one character
+      pos = end + 1;
+      while (pos < subject.size() && (static_cast<uint8_t>(subject[pos]) & 0xC0) == 0x80) ++pos;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tandem::tokenizer
