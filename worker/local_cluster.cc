@@ -146,8 +146,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     grpc::ChannelArguments ch;
     ch.SetMaxReceiveMessageSize(256 << 20);
     ch.SetMaxSendMessageSize(256 << 20);
+    cluster->addresses_.push_back(absl::StrCat("127.0.0.1:", port));
     impl.stubs.push_back(pb::Worker::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), ch)));
+        cluster->addresses_.back(), grpc::InsecureChannelCredentials(), ch)));
   }
 
   // Load every rank at once: they rendezvous with each other.

@@ -56,6 +56,8 @@ class LocalCluster {
   const std::vector<::tandem::worker::v1::InfoResponse>& infos() const { return infos_; }
   const std::vector<int>& pids() const { return pids_; }
   int process_group() const { return pgid_; }
+  // "127.0.0.1:<port>" of rank r's gRPC server (e.g. to open a StepStream).
+  const std::string& address(int r) const { return addresses_.at(r); }
   uint64_t next_step_id() const { return next_step_id_; }
 
   struct Impl;
@@ -67,6 +69,7 @@ class LocalCluster {
   absl::Status ReapDead(uint64_t step_id);
   std::unique_ptr<Impl> impl_;
   std::vector<int> pids_;
+  std::vector<std::string> addresses_;
   int pgid_ = 0;
   std::vector<::tandem::worker::v1::InfoResponse> infos_;
   uint64_t next_step_id_ = 1;

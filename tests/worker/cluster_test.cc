@@ -11,8 +11,10 @@
 #include <thread>
 
 #include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "sharding/shard_plan.h"
+#include "tandem/worker/v1/worker.grpc.pb.h"
 #include "tests/worker/worker_test_util.h"
 
 namespace tandem::worker {
@@ -184,6 +186,65 @@ TEST(ClusterTest, KilledWorkerFailsTheLauncherNamingTheRankWithinTenSeconds) {
               std::string(failure.message()).c_str());
   cluster->reset();
   for (int pid : pids) EXPECT_FALSE(ProcessExists(pid)) << "pid " << pid << " left behind";
+}
+
+}  // namespace
+}  // namespace tandem::worker
+
+namespace tandem::worker {
+namespace {
+
+// The coordinator's path: one long-lived StepStream per worker gives the same answers as Step,
+// in order; a bad plan is INVALID_ARGUMENT naming the problem and leaves the worker usable.
+TEST(ClusterTest, StepStreamAnswersLikeStepAndRejectsBadPlans) {
+  const std::string dir = TinyModelDir("tiny", core::DType::kF32);
+  auto cluster = LocalCluster::Start(ClusterOptions(dir, 1, 1));
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  const std::vector<int32_t> prompt = RandomPrompt(12, 4096, 9);
+  pb::StepRequest prefill;
+  pb::SequenceStep* s = prefill.add_sequences();
+  s->set_slot(1);
+  s->add_block_table(3);
+  for (int32_t t : prompt) s->add_token_ids(t);
+  s->set_logits(pb::LOGITS_LAST);
+  s->set_top_logprobs(3);
+  s->set_request_tag(77);
+  auto unary = (*cluster)->Step(prefill);
+  ASSERT_TRUE(unary.ok()) << unary.status();
+  ASSERT_EQ(unary->results_size(), 1);
+  EXPECT_EQ(unary->results(0).request_tag(), 77u);
+  EXPECT_EQ(unary->results(0).top_logprobs_size(), 3);
+  EXPECT_EQ(unary->results(0).top_logprobs(0).token_id(), unary->results(0).token_id());
+
+  auto channel = grpc::CreateChannel((*cluster)->address(0), grpc::InsecureChannelCredentials());
+  auto stub = pb::Worker::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto stream = stub->StepStream(&ctx);
+  pb::StepRequest decode;
+  *decode.add_sequences() = prefill.sequences(0);
+  for (int i = 0; i < 3; ++i) {
+    prefill.set_step_id(100 + i);
+    ASSERT_TRUE(stream->Write(prefill));
+    pb::StepResponse r;
+    ASSERT_TRUE(stream->Read(&r));
+    EXPECT_EQ(r.step_id(), 100u + i);
+    ASSERT_EQ(r.results_size(), 1);
+    EXPECT_EQ(r.results(0).token_id(), unary->results(0).token_id());
+    EXPECT_EQ(r.results(0).logprob(), unary->results(0).logprob());
+  }
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+
+  pb::StepRequest bad = prefill;
+  bad.mutable_sequences(0)->set_token_ids(0, 5000);  // outside the vocabulary
+  auto rejected = (*cluster)->Step(bad);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_EQ(rejected.status().code(), absl::StatusCode::kInvalidArgument) << rejected.status();
+  EXPECT_THAT(std::string(rejected.status().message()), ::testing::HasSubstr("5000"));
+  auto again = (*cluster)->Step(prefill);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->results(0).token_id(), unary->results(0).token_id());
 }
 
 }  // namespace

@@ -5,8 +5,8 @@
 // partial sums of the TP all-reduces). bf16 checkpoints: the forward rounds activations to bf16
 // at the reference's rounding points; a different summation order of the TP partials can move a
 // value across a bf16 rounding boundary (one ulp = 2^-8 relative), and that flip propagates
-// through the following layers, so we allow rel max err <= 1e-2 (between two and three bf16 ulps of the largest
-// logit); greedy tokens must still be identical.
+// through the following layers, so we allow rel max err <= 1e-2 (between two and three bf16 ulps of
+// the largest logit); greedy tokens must still be identical.
 #include <map>
 #include <memory>
 
