@@ -7,7 +7,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -245,6 +248,58 @@ TEST(ClusterTest, StepStreamAnswersLikeStepAndRejectsBadPlans) {
   auto again = (*cluster)->Step(prefill);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->results(0).token_id(), unary->results(0).token_id());
+}
+
+}  // namespace
+}  // namespace tandem::worker
+
+namespace tandem::worker {
+namespace {
+
+std::vector<float> ReadNpy(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::string b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (b.size() < 10) return {};
+  const size_t header = 10 + static_cast<uint8_t>(b[8]) + 256 * static_cast<uint8_t>(b[9]);
+  std::vector<float> out((b.size() - header) / sizeof(float));
+  std::memcpy(out.data(), b.data() + header, out.size() * sizeof(float));
+  return out;
+}
+
+// `tandem logits --tp 2 --pp 2` writes the single-process output; `tandem generate --tp --pp`
+// prints the same greedy tokens.
+TEST(ClusterTest, CommandLineLauncherMatchesOneProcess) {
+  const std::string dir = TinyModelDir("tiny-7", core::DType::kF32);
+  const std::string tandem = std::string(TANDEM_BINARY_DIR) + "/bin/tandem";
+  const std::string tokens = "--tokens 3,14,15,92,65,35,89,79,32,38";
+  const std::string one = TestRoot() + "/one.npy", dist = TestRoot() + "/dist.npy";
+  ASSERT_EQ(std::system((absl::StrCat("timeout 60 ", tandem, " logits --model ", dir, " ", tokens,
+                                      " --out ", one, " > /dev/null"))
+                            .c_str()),
+            0);
+  ASSERT_EQ(std::system((absl::StrCat("timeout 60 ", tandem, " logits --model ", dir, " ", tokens,
+                                      " --out ", dist, " --tp 2 --pp 2 > /dev/null"))
+                            .c_str()),
+            0);
+  const std::vector<float> a = ReadNpy(one), b = ReadNpy(dist);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  EXPECT_LE(RelMaxErr(a.data(), b.data(), static_cast<int64_t>(a.size())), 1e-4);
+  const auto run = [&](const std::string& extra) {
+    const std::string out = TestRoot() + "/gen.txt";
+    EXPECT_EQ(
+        std::system((absl::StrCat("timeout 60 ", tandem, " generate --model ", dir, " ", tokens,
+                                  " --max-new-tokens 8 --ignore-eos ", extra, " > ", out))
+                        .c_str()),
+        0);
+    std::ifstream f(out);
+    std::string line;
+    std::getline(f, line);
+    return line;
+  };
+  const std::string want = run("");
+  EXPECT_FALSE(want.empty());
+  EXPECT_EQ(run("--tp 2 --pp 3"), want);
 }
 
 }  // namespace
