@@ -78,7 +78,8 @@ TEST_P(GoldenTest, DecodeMatchesHuggingFace) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Configs, GoldenTest, ::testing::Values("tokenizer", "gpt2", "added"));
+INSTANTIATE_TEST_SUITE_P(Configs, GoldenTest,
+                         ::testing::Values("tokenizer", "gpt2", "added", "splits"));
 
 }  // namespace
 }  // namespace tandem::tokenizer

@@ -6,6 +6,8 @@ Outputs (under the directory given as argv[1], normally tests/testdata/tokenizer
                          decoder, TemplateProcessing "<s> $A", 1000 leading special tokens, vocab 4096.
   gpt2.json              GPT-2 structure: ByteLevel(add_prefix_space, use_regex) pre-tokenizer and
                          post-processor, merges written as "a b" strings.
+  splits.json            not byte-level: Split behaviours Removed/Isolated/MergedWithPrevious/MergedWithNext/
+                         Contiguous, a String pattern, invert, byte_fallback, unk, no decoder.
   added.json             NFC normalizer, ByteLevel(use_regex) and added tokens exercising lstrip / rstrip /
                          single_word / normalized, special and not.
   goldens/<name>.ids     per corpus file and add_special_tokens 0/1:
@@ -87,6 +89,23 @@ def train_added(texts):
     return tok
 
 
+def train_splits(texts):
+    """Not byte-level: every Split behaviour, a String pattern, invert, byte_fallback, unk, no decoder."""
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=False))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"\s+"), behavior="merged_with_next"),
+        pre_tokenizers.Split("-", behavior="removed"),
+        pre_tokenizers.Split(Regex(r"\p{N}"), behavior="contiguous"),
+        pre_tokenizers.Split(Regex(r"[,.;:!?]"), behavior="merged_with_previous"),
+        pre_tokenizers.Split(Regex(r"[aeiouAEIOU]+"), behavior="isolated", invert=True),
+    ])
+    trainer = trainers.BpeTrainer(vocab_size=1500, show_progress=False, limit_alphabet=120,
+                                  special_tokens=["<unk>"] + byte_tokens)
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
 def pack(ids):
     out = []
     for i in ids:
@@ -113,7 +132,9 @@ def write_goldens(name, tok, files, out_dir, rng):
         ids = []
         for _ in range(length):
             r = rng.random()
-            if r < 0.15 and special_ids:
+            if name == "splits" and r < 0.5:
+                ids.append(rng.randrange(1, 257))  # byte-fallback tokens
+            elif r < 0.15 and special_ids:
                 ids.append(rng.choice(special_ids))
             elif r < 0.45:
                 # Single-byte tokens: the first 256 BPE ids are the byte alphabet (split characters).
@@ -135,23 +156,21 @@ def rewrite_merges_as_strings(path):
 
 def main():
     out_dir = Path(sys.argv[1])
+    only = set(sys.argv[2:])  # optional config names; default all
     files = corpus_files(out_dir / "corpus")
     texts = [f.read_bytes().decode("utf-8") for f in files]
     (out_dir / "goldens").mkdir(parents=True, exist_ok=True)
-    rng = random.Random(4096)
 
-    tok = train_nemotron(texts)
-    tok.save(str(out_dir / "tokenizer.json"))
-    write_goldens("tokenizer", Tokenizer.from_file(str(out_dir / "tokenizer.json")), files, out_dir, rng)
-
-    gpt2 = train_gpt2(texts)
-    gpt2.save(str(out_dir / "gpt2.json"))
-    rewrite_merges_as_strings(out_dir / "gpt2.json")
-    write_goldens("gpt2", Tokenizer.from_file(str(out_dir / "gpt2.json")), files, out_dir, rng)
-
-    added = train_added(texts)
-    added.save(str(out_dir / "added.json"))
-    write_goldens("added", Tokenizer.from_file(str(out_dir / "added.json")), files, out_dir, rng)
+    for name, train in [("tokenizer", train_nemotron), ("gpt2", train_gpt2), ("added", train_added),
+                        ("splits", train_splits)]:
+        rng = random.Random(f"{name}-4096")
+        if only and name not in only:
+            continue
+        path = out_dir / f"{name}.json"
+        train(texts).save(str(path))
+        if name == "gpt2":
+            rewrite_merges_as_strings(path)
+        write_goldens(name, Tokenizer.from_file(str(path)), files, out_dir, rng)
     print("ok")
 
 
