@@ -10,6 +10,7 @@
 #include "model/nemotron_h_model.h"
 #include "tools/cli/command.h"
 #include "tools/cli/distributed_args.h"
+#include "tools/cli/generate_client.h"
 #include "tools/cli/model_args.h"
 
 namespace tandem::cli {
@@ -18,6 +19,10 @@ namespace {
 constexpr char kName[] = "generate";
 
 absl::Status Run(const Args& args) {
+  // Client mode: a text prompt or --server talks to `tandem serve` (generate_client.h).
+  if (!args.positional().empty() || args.Has("server") || args.Has("stream")) {
+    return RunGenerateClient(args);
+  }
   RETURN_IF_ERROR(args.CheckKnown({"model", "tokens", "max-new-tokens", "temperature", "top-k",
                                    "top-p", "min-p", "seed", "ignore-eos", "reference-kernels", "tp",
                                    "pp", "stage-layers", "collective"}));
@@ -69,8 +74,11 @@ absl::Status Run(const Args& args) {
 TANDEM_COMMAND(kName, "generate token ids from a prompt with a local model (CPU)",
                "--model DIR --tokens 1,2,3 [--max-new-tokens N] [--temperature T] [--top-k K] "
                "[--top-p P] [--min-p P] [--seed S] [--ignore-eos] [--reference-kernels] [--tp N] "
-               "[--pp M] [--stage-layers 4,4,3] [--collective gloo|ucx]",
-               {"ignore-eos", "reference-kernels"}, [](const Args& args) {
+               "[--pp M] [--stage-layers 4,4,3] [--collective gloo|ucx]\n"
+               "   or: \"text\" [--stream] [--server ADDR] [--tokens 1,2] [--max-new-tokens N] "
+               "[--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop STR] [--ids] "
+               "(client of `tandem serve`)",
+               {"ignore-eos", "reference-kernels", "stream", "ids"}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);
                });

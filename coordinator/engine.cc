@@ -1,0 +1,321 @@
+#include "coordinator/engine.h"
+
+#include <optional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/stop_matcher.h"
+#include "core/logging.h"
+#include "core/status.h"
+
+namespace tandem::coordinator {
+
+namespace v1 = ::tandem::v1;
+namespace wv1 = ::tandem::worker::v1;
+
+struct Engine::Live {
+  uint64_t id = 0;
+  std::string request_id;
+  v1::GenerateRequest request;
+  std::vector<int32_t> prompt;
+  int32_t max_new_tokens = 1;
+  absl::Time accepted;
+  absl::Time deadline;
+  std::optional<absl::Time> first_scheduled;
+  std::optional<absl::Time> first_token;
+  std::function<bool()> is_cancelled;
+  std::function<void(RequestOutput)> on_output;
+  std::unique_ptr<tokenizer::StreamingDetokenizer> detok;
+  std::unique_ptr<StopMatcher> stop;
+  std::set<int32_t> stop_ids;
+  int32_t generated = 0;
+  bool cancel_requested = false;
+};
+
+Engine::Engine(EngineOptions options, std::shared_ptr<const tokenizer::Tokenizer> tokenizer,
+               StepExecutor* executor)
+    : options_(std::move(options)),
+      tokenizer_(std::move(tokenizer)),
+      executor_(executor),
+      scheduler_(options_.scheduler) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  while (!live_.empty()) {
+    Terminate(*live_.begin()->second, absl::UnavailableError("the server is shutting down"),
+              v1::FINISH_REASON_UNSPECIFIED);
+  }
+}
+
+std::string Engine::broken_reason() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return broken_reason_;
+}
+
+LedgerStats Engine::Ledger() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  LedgerStats s = ledger_;
+  s.live = static_cast<int64_t>(live_.size());
+  return s;
+}
+
+SchedulerStats Engine::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return scheduler_.Stats();
+}
+
+void Engine::SetOnBroken(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_broken_ = std::move(fn);
+}
+
+absl::StatusOr<std::string> Engine::Submit(Submission submission) {
+  const v1::GenerateRequest& req = submission.request;
+  absl::Status valid = ValidateRequest(req, options_.limits);
+  if (!valid.ok()) return valid;
+  const int32_t max_new = EffectiveMaxNewTokens(req, options_.limits);
+  std::vector<int32_t> prompt;
+  const char* field = "text";
+  if (req.input_case() == v1::GenerateRequest::kText) {
+    auto ids = tokenizer_->Encode(req.text(), /*add_special_tokens=*/true);
+    if (!ids.ok())
+      return absl::InvalidArgumentError(absl::StrCat("text: ", ids.status().message()));
+    prompt = std::move(*ids);
+  } else {
+    field = "tokens.ids";
+    prompt.assign(req.tokens().ids().begin(), req.tokens().ids().end());
+  }
+  valid = ValidatePrompt(prompt, max_new, options_.limits, field);
+  if (!valid.ok()) return valid;
+
+  auto live = std::make_unique<Live>();
+  live->request = req;
+  live->prompt = prompt;
+  live->max_new_tokens = max_new;
+  live->accepted = absl::Now();
+  live->deadline = submission.deadline;
+  if (req.time_limit_ms() > 0) {
+    live->deadline =
+        std::min(live->deadline, live->accepted + absl::Milliseconds(req.time_limit_ms()));
+  }
+  live->is_cancelled = std::move(submission.is_cancelled);
+  live->on_output = std::move(submission.on_output);
+  if (!req.skip_text()) {
+    live->detok = std::make_unique<tokenizer::StreamingDetokenizer>(*tokenizer_, true);
+  }
+  live->stop = std::make_unique<StopMatcher>(
+      std::vector<std::string>(req.stopping().stop().begin(), req.stopping().stop().end()),
+      req.stopping().include_stop_str_in_output());
+  live->stop_ids.insert(req.stopping().stop_token_ids().begin(),
+                        req.stopping().stop_token_ids().end());
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (broken_) {
+    return absl::UnavailableError(absl::StrCat("no replica is ready: ", broken_reason_));
+  }
+  live->id = next_id_++;
+  live->request_id = req.request_id().empty() ? absl::StrCat("req-", live->id) : req.request_id();
+  if (by_request_id_.count(live->request_id) > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id: '", live->request_id, "' is already in flight"));
+  }
+  SequenceSpec spec;
+  spec.id = live->id;
+  spec.priority = req.priority();
+  spec.prompt = prompt;
+  spec.max_new_tokens = max_new;
+  RETURN_IF_ERROR(scheduler_.Add(std::move(spec)));
+  ++ledger_.accepted;
+  by_request_id_[live->request_id] = live->id;
+  const std::string id = live->request_id;
+  live_[live->id] = std::move(live);
+  cv_.notify_all();
+  return id;
+}
+
+bool Engine::Cancel(const std::string& request_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_request_id_.find(request_id);
+  if (it == by_request_id_.end()) return false;
+  live_.at(it->second)->cancel_requested = true;
+  cv_.notify_all();
+  return true;
+}
+
+void Engine::Terminate(Live& live, absl::Status status, v1::FinishReason reason) {
+  RequestOutput out;
+  out.final = true;
+  out.status = status;
+  out.finish_reason = reason;
+  if (status.ok() && reason != v1::FINISH_REASON_STOP_STRING) {
+    // The text held back (an incomplete character, a possible stop-string prefix).
+    if (live.detok) out.text_delta = live.stop->Append(live.detok->Finish());
+    out.text_delta += live.stop->Finish();
+  }
+  out.matched_stop = live.stop->matched_stop();
+  const absl::Time now = absl::Now();
+  v1::Usage& u = out.usage;
+  u.set_prompt_tokens(static_cast<int32_t>(live.prompt.size()));
+  u.set_generated_tokens(live.generated);
+  u.set_queue_time_us(
+      absl::ToInt64Microseconds(live.first_scheduled.value_or(now) - live.accepted));
+  if (live.first_token) {
+    u.set_first_token_time_us(absl::ToInt64Microseconds(*live.first_token - live.accepted));
+  }
+  u.set_total_time_us(absl::ToInt64Microseconds(now - live.accepted));
+  u.set_preemptions(scheduler_.Preemptions(live.id));
+  scheduler_.Finish(live.id);
+  ++ledger_.terminated;
+  ++ledger_.by_code[status.code()];
+  auto on_output = std::move(live.on_output);
+  by_request_id_.erase(live.request_id);
+  live_.erase(live.id);  // `live` is gone from here on
+  on_output(std::move(out));
+}
+
+void Engine::OnToken(Live& live, int32_t token, const wv1::SequenceResult& result) {
+  const absl::Time now = absl::Now();
+  if (!live.first_token) live.first_token = now;
+  ++live.generated;
+  RequestOutput out;
+  out.token_ids.push_back(token);
+  if (live.request.logprobs().logprobs() || live.request.logprobs().top_logprobs() > 0) {
+    v1::TokenLogprob lp;
+    lp.set_token_id(token);
+    lp.set_logprob(result.logprob());
+    for (const auto& t : result.top_logprobs()) {
+      auto* top = lp.add_top();
+      top->set_token_id(t.token_id());
+      top->set_logprob(t.logprob());
+    }
+    out.logprobs.push_back(std::move(lp));
+  }
+  const auto& st = live.request.stopping();
+  const bool may_stop = live.generated >= st.min_new_tokens();
+  v1::FinishReason reason = v1::FINISH_REASON_UNSPECIFIED;
+  if (may_stop && !st.ignore_eos() && token == options_.eos_token_id) {
+    reason = v1::FINISH_REASON_EOS;
+  } else if (may_stop && live.stop_ids.count(token) > 0) {
+    reason = v1::FINISH_REASON_STOP_TOKEN;
+  }
+  if (reason == v1::FINISH_REASON_UNSPECIFIED && live.detok) {
+    const std::string delta = live.detok->Add(token);
+    if (may_stop) {
+      out.text_delta = live.stop->Append(delta);
+      if (live.stop->matched()) reason = v1::FINISH_REASON_STOP_STRING;
+    } else {
+      // Before min_new_tokens stop strings do not apply; keep the matcher's view of the text.
+      out.text_delta = delta;
+    }
+  }
+  if (reason == v1::FINISH_REASON_UNSPECIFIED && live.generated >= live.max_new_tokens) {
+    reason = v1::FINISH_REASON_LENGTH;
+  }
+  live.on_output(std::move(out));
+  if (reason != v1::FINISH_REASON_UNSPECIFIED) Terminate(live, absl::OkStatus(), reason);
+}
+
+void Engine::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    // Cancellations, aborts and deadlines: free state before planning.
+    const absl::Time now = absl::Now();
+    std::vector<uint64_t> ids;
+    for (auto& [id, live] : live_) ids.push_back(id);
+    for (uint64_t id : ids) {
+      Live& live = *live_.at(id);
+      if (live.cancel_requested || (live.is_cancelled && live.is_cancelled())) {
+        Terminate(live,
+                  absl::CancelledError(absl::StrCat("request ", live.request_id, " was cancelled")),
+                  v1::FINISH_REASON_CANCELLED);
+      } else if (now >= live.deadline) {
+        Terminate(live,
+                  absl::DeadlineExceededError(absl::StrCat("request ", live.request_id,
+                                                           " passed its deadline after ",
+                                                           live.generated, " generated tokens")),
+                  v1::FINISH_REASON_DEADLINE);
+      }
+    }
+    if (broken_) {
+      while (!live_.empty()) {
+        Terminate(*live_.begin()->second,
+                  absl::UnavailableError(absl::StrCat("a worker failed: ", broken_reason_)),
+                  v1::FINISH_REASON_UNSPECIFIED);
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
+      continue;
+    }
+    StepPlan plan = scheduler_.Schedule();
+    if (plan.empty()) {
+      cv_.wait_for(lock, std::chrono::milliseconds(live_.empty() ? 100 : 5));
+      continue;
+    }
+    wv1::StepRequest request;
+    request.set_step_id(next_step_id_++);
+    for (const PlannedSequence& p : plan.sequences) {
+      Live& live = *live_.at(p.id);
+      if (!live.first_scheduled) live.first_scheduled = absl::Now();
+      wv1::SequenceStep* s = request.add_sequences();
+      s->set_slot(p.slot);
+      s->mutable_block_table()->Add(p.block_table.begin(), p.block_table.end());
+      s->set_start_pos(p.start_pos);
+      s->mutable_token_ids()->Add(p.tokens.begin(), p.tokens.end());
+      s->set_logits(p.sample ? wv1::LOGITS_LAST : wv1::LOGITS_NONE);
+      s->set_prompt_len(p.prompt_len);
+      s->set_request_tag(p.id);
+      if (p.sample) {
+        const auto& sp = live.request.sampling();
+        wv1::SamplingParams* w = s->mutable_sampling();
+        w->set_temperature(sp.has_temperature() ? sp.temperature() : 0.0f);
+        w->set_top_k(sp.top_k());
+        w->set_top_p(sp.has_top_p() ? sp.top_p() : 1.0f);
+        w->set_min_p(sp.min_p());
+        w->set_repetition_penalty(sp.has_repetition_penalty() ? sp.repetition_penalty() : 1.0f);
+        w->set_presence_penalty(sp.presence_penalty());
+        w->set_frequency_penalty(sp.frequency_penalty());
+        // Unseeded requests get a seed from their id (still reproducible per server run).
+        w->set_seed(sp.has_seed() ? sp.seed() : 0x9E3779B97F4A7C15ull * p.id);
+        s->set_top_logprobs(live.request.logprobs().top_logprobs());
+      }
+    }
+    lock.unlock();
+    absl::StatusOr<wv1::StepResponse> response = executor_->Step(std::move(request));
+    lock.lock();
+    if (!response.ok()) {
+      broken_ = true;
+      broken_reason_ = std::string(response.status().message());
+      TANDEM_LOG(ERROR) << "step failed, the replica is broken: " << response.status();
+      if (on_broken_) on_broken_();
+      continue;
+    }
+    if (response->results_size() != static_cast<int>(plan.sequences.size())) {
+      broken_ = true;
+      broken_reason_ = absl::StrCat("the last stage answered ", response->results_size(),
+                                    " results for ", plan.sequences.size(), " sequences");
+      if (on_broken_) on_broken_();
+      continue;
+    }
+    for (size_t k = 0; k < plan.sequences.size(); ++k) {
+      const PlannedSequence& p = plan.sequences[k];
+      const wv1::SequenceResult& r = response->results(static_cast<int>(k));
+      auto it = live_.find(p.id);
+      if (it == live_.end()) continue;  // ended while the step ran
+      if (p.sample) {
+        scheduler_.Complete(p.id, r.token_id());
+        OnToken(*it->second, r.token_id(), r);
+      } else {
+        scheduler_.Complete(p.id, std::nullopt);
+      }
+    }
+  }
+}
+
+}  // namespace tandem::coordinator

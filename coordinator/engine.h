@@ -1,0 +1,119 @@
+// Engine: the coordinator's request loop. Accepts validated requests, runs the scheduler, sends
+// step plans to the workers (through a StepExecutor that drives real worker processes over
+// tandem.worker.v1), turns sampled tokens into outputs (streaming detokenizer, stop strings,
+// EOS / stop ids / length) and ends every accepted request with exactly one terminal output.
+//
+// One engine thread owns the scheduler. Submit/Cancel are thread-safe; cancellations, aborts and
+// deadlines are applied at the start of the next step (so state is freed within one step). When a
+// step fails (a worker died), every live request ends with UNAVAILABLE, the engine is marked
+// broken (healthy() false) and later Submits get UNAVAILABLE; the process keeps running.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/validation.h"
+#include "tandem/v1/tandem.pb.h"
+#include "tandem/worker/v1/worker.pb.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tandem::coordinator {
+
+// Executes one step plan on every worker of a replica and returns the last stage's answer.
+class StepExecutor {
+ public:
+  virtual ~StepExecutor() = default;
+  [[nodiscard]] virtual absl::StatusOr<::tandem::worker::v1::StepResponse> Step(
+      ::tandem::worker::v1::StepRequest request) = 0;
+};
+
+struct EngineOptions {
+  SchedulerConfig scheduler;
+  ValidationLimits limits;
+  int32_t eos_token_id = -1;
+};
+
+// One output of a request, delivered on the engine thread in order. The last one has final set.
+struct RequestOutput {
+  std::vector<int32_t> token_ids;
+  std::string text_delta;
+  std::vector<::tandem::v1::TokenLogprob> logprobs;
+  bool final = false;
+  absl::Status status;  // final only
+  ::tandem::v1::FinishReason finish_reason = ::tandem::v1::FINISH_REASON_UNSPECIFIED;
+  ::tandem::v1::Usage usage;
+  std::string matched_stop;
+};
+
+struct Submission {
+  ::tandem::v1::GenerateRequest request;
+  absl::Time deadline = absl::InfiniteFuture();  // the gRPC deadline
+  std::function<bool()> is_cancelled;            // polled each step (may be empty)
+  std::function<void(RequestOutput)> on_output;  // called on the engine thread
+};
+
+struct LedgerStats {
+  int64_t accepted = 0;
+  int64_t terminated = 0;
+  int64_t live = 0;
+  std::map<absl::StatusCode, int64_t> by_code;
+};
+
+class Engine {
+ public:
+  Engine(EngineOptions options, std::shared_ptr<const tokenizer::Tokenizer> tokenizer,
+         StepExecutor* executor);
+  ~Engine();
+
+  // Validates and queues. On error nothing is queued and on_output is never called. Returns the
+  // request id (the client's, or a generated one).
+  [[nodiscard]] absl::StatusOr<std::string> Submit(Submission submission);
+  // Ends the request with CANCELLED at the next step; false if it is not live.
+  bool Cancel(const std::string& request_id);
+
+  bool healthy() const { return !broken_.load(); }
+  std::string broken_reason() const;
+  LedgerStats Ledger() const;
+  SchedulerStats Stats() const;
+  const EngineOptions& options() const { return options_; }
+  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
+  // Called once when the engine breaks (from the engine thread).
+  void SetOnBroken(std::function<void()> fn);
+
+ private:
+  struct Live;
+  void Loop();
+  void Terminate(Live& live, absl::Status status, ::tandem::v1::FinishReason reason);
+  void OnToken(Live& live, int32_t token, const ::tandem::worker::v1::SequenceResult& result);
+
+  EngineOptions options_;
+  std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
+  StepExecutor* executor_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Scheduler scheduler_;
+  std::map<uint64_t, std::unique_ptr<Live>> live_;
+  std::map<std::string, uint64_t> by_request_id_;
+  uint64_t next_id_ = 1;
+  uint64_t next_step_id_ = 1;
+  LedgerStats ledger_;
+  std::atomic<bool> broken_{false};
+  std::string broken_reason_;
+  std::function<void()> on_broken_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace tandem::coordinator

@@ -1,0 +1,68 @@
+// TandemService: the tandem.v1.Tandem gRPC service (callback API) over an Engine, and
+// StartServer, which builds the server with grpc.health.v1 (NOT_SERVING once the engine breaks),
+// server reflection and a deliberate maximum receive message size.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "coordinator/engine.h"
+#include "grpcpp/grpcpp.h"
+#include "tandem/v1/tandem.grpc.pb.h"
+
+namespace tandem::coordinator {
+
+struct ModelDescription {
+  std::string model;
+  int32_t tp = 1;
+  int32_t pp = 1;
+  std::string backend = "cpu";
+  int64_t vocab_size = 0;
+  int64_t num_hidden_layers = 0;
+};
+
+class TandemService final : public ::tandem::v1::Tandem::CallbackService {
+ public:
+  TandemService(Engine* engine, ModelDescription model, int64_t max_receive_message_bytes);
+
+  ::grpc::ServerUnaryReactor* Generate(::grpc::CallbackServerContext* context,
+                                       const ::tandem::v1::GenerateRequest* request,
+                                       ::tandem::v1::GenerateResponse* response) override;
+  ::grpc::ServerWriteReactor<::tandem::v1::GenerateStreamResponse>* GenerateStream(
+      ::grpc::CallbackServerContext* context,
+      const ::tandem::v1::GenerateRequest* request) override;
+  ::grpc::ServerUnaryReactor* Abort(::grpc::CallbackServerContext* context,
+                                    const ::tandem::v1::AbortRequest* request,
+                                    ::tandem::v1::AbortResponse* response) override;
+  ::grpc::ServerUnaryReactor* Tokenize(::grpc::CallbackServerContext* context,
+                                       const ::tandem::v1::TokenizeRequest* request,
+                                       ::tandem::v1::TokenizeResponse* response) override;
+  ::grpc::ServerUnaryReactor* Detokenize(::grpc::CallbackServerContext* context,
+                                         const ::tandem::v1::DetokenizeRequest* request,
+                                         ::tandem::v1::DetokenizeResponse* response) override;
+  ::grpc::ServerUnaryReactor* GetModelInfo(::grpc::CallbackServerContext* context,
+                                           const ::tandem::v1::GetModelInfoRequest* request,
+                                           ::tandem::v1::GetModelInfoResponse* response) override;
+
+ private:
+  Engine* engine_;
+  ModelDescription model_;
+  int64_t max_receive_message_bytes_;
+};
+
+::grpc::Status ToGrpc(const absl::Status& status);
+
+struct Server {
+  std::unique_ptr<TandemService> service;
+  std::unique_ptr<::grpc::Server> server;
+  int port = 0;
+};
+
+// Listens on `address` ("host:port"; port 0 picks one). Health turns NOT_SERVING when the
+// engine breaks.
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Server>> StartServer(
+    Engine* engine, const ModelDescription& model, const std::string& address,
+    int64_t max_receive_message_bytes);
+
+}  // namespace tandem::coordinator

@@ -1,0 +1,188 @@
+// tandem serve: the coordinator (public tandem.v1 gRPC API) over tp * pp worker processes on
+// this machine. With no arguments: the built-in tiny model (written on first use to
+// $XDG_CACHE_HOME/tandem/tiny-model, or ~/.cache/...) with its tokenizer, tp=2, pp=2.
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/engine.h"
+#include "coordinator/service.h"
+#include "core/status.h"
+#include "core/tiny_model.h"
+#include "tokenizer/tokenizer.h"
+#include "tools/cli/command.h"
+#include "worker/local_cluster.h"
+
+namespace tandem::cli {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr char kName[] = "serve";
+
+std::string SourceTokenizer() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
+       dir = dir.parent_path()) {
+    const fs::path candidate = dir / "tests" / "testdata" / "tokenizer" / "tokenizer.json";
+    if (fs::is_regular_file(candidate, ec)) return candidate.string();
+  }
+  return "";
+}
+
+absl::StatusOr<std::string> DefaultModelDir() {
+  std::string cache;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
+    cache = x;
+  } else if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
+    cache = absl::StrCat(h, "/.cache");
+  } else {
+    cache = "/tmp";
+  }
+  const std::string dir = absl::StrCat(cache, "/tandem/tiny-model");
+  std::error_code ec;
+  if (fs::is_regular_file(fs::path(dir) / "config.json", ec) &&
+      fs::is_regular_file(fs::path(dir) / "tokenizer.json", ec)) {
+    return dir;
+  }
+  core::TinyModelOptions options;
+  options.tokenizer_json = SourceTokenizer();
+  if (options.tokenizer_json.empty()) {
+    return absl::NotFoundError(
+        "the tiny model needs tests/testdata/tokenizer/tokenizer.json from the source tree");
+  }
+  RETURN_IF_ERROR(core::WriteTinyModel(options, dir));
+  std::fprintf(stderr, "tandem serve: wrote the tiny model to %s\n", dir.c_str());
+  return dir;
+}
+
+class ClusterExecutor : public coordinator::StepExecutor {
+ public:
+  explicit ClusterExecutor(worker::LocalCluster* cluster) : cluster_(cluster) {}
+  absl::StatusOr<worker::v1::StepResponse> Step(worker::v1::StepRequest request) override {
+    return cluster_->Step(std::move(request));
+  }
+
+ private:
+  worker::LocalCluster* cluster_;
+};
+
+absl::Status Run(const Args& args) {
+  RETURN_IF_ERROR(
+      args.CheckKnown({"model", "tp", "pp", "port", "host", "slots", "blocks", "block-size",
+                       "max-tokens-per-step", "max-queued-requests", "max-queued-prompt-tokens",
+                       "max-new-tokens", "max-receive-bytes", "collective"}));
+  // Block the shutdown signals before any thread starts; sigwait below takes them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  worker::LocalClusterOptions copts;
+  if (auto m = args.Get("model")) {
+    copts.model_dir = *m;
+  } else {
+    ASSIGN_OR_RETURN(copts.model_dir, DefaultModelDir());
+  }
+  ASSIGN_OR_RETURN(int64_t tp, args.GetInt("tp", 2));
+  ASSIGN_OR_RETURN(int64_t pp, args.GetInt("pp", 2));
+  ASSIGN_OR_RETURN(int64_t port, args.GetInt("port", 50051));
+  ASSIGN_OR_RETURN(copts.num_slots, args.GetInt("slots", 64));
+  ASSIGN_OR_RETURN(copts.num_blocks, args.GetInt("blocks", 1024));
+  ASSIGN_OR_RETURN(copts.block_size, args.GetInt("block-size", 16));
+  ASSIGN_OR_RETURN(int64_t max_step_tokens, args.GetInt("max-tokens-per-step", 256));
+  ASSIGN_OR_RETURN(int64_t max_queued, args.GetInt("max-queued-requests", 1024));
+  ASSIGN_OR_RETURN(int64_t max_queued_tokens, args.GetInt("max-queued-prompt-tokens", 1 << 20));
+  ASSIGN_OR_RETURN(int64_t max_new, args.GetInt("max-new-tokens", 4096));
+  ASSIGN_OR_RETURN(int64_t max_receive, args.GetInt("max-receive-bytes", 4 << 20));
+  if (tp < 1 || pp < 1) return absl::InvalidArgumentError("--tp and --pp must be >= 1");
+  if (port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("--port ", port, " is outside [0, 65535]"));
+  }
+  copts.tp = static_cast<int>(tp);
+  copts.pp = static_cast<int>(pp);
+  copts.collective = args.GetOr("collective", "gloo");
+
+  ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,
+                   tokenizer::Tokenizer::FromFile(copts.model_dir + "/tokenizer.json"));
+  ASSIGN_OR_RETURN(std::unique_ptr<worker::LocalCluster> cluster,
+                   worker::LocalCluster::Start(copts));
+
+  // Capacities: the smallest over all ranks (blocks over the ranks that hold attention).
+  coordinator::EngineOptions eopts;
+  int64_t slots = INT64_MAX, blocks = INT64_MAX, block_size = 0, step_tokens = INT64_MAX;
+  const auto& caps = cluster->infos().front().capabilities();
+  for (const auto& info : cluster->infos()) {
+    slots = std::min(slots, info.capacity().num_slots());
+    if (info.capacity().num_blocks() > 0) blocks = std::min(blocks, info.capacity().num_blocks());
+    block_size = std::max(block_size, info.capacity().block_size());
+    if (info.capacity().max_tokens_per_step() > 0) {
+      step_tokens = std::min(step_tokens, info.capacity().max_tokens_per_step());
+    }
+  }
+  if (blocks == INT64_MAX) blocks = copts.num_blocks;
+  eopts.scheduler.num_slots = static_cast<int32_t>(slots);
+  eopts.scheduler.num_blocks = static_cast<int32_t>(blocks);
+  eopts.scheduler.block_size = static_cast<int32_t>(std::max<int64_t>(block_size, 1));
+  eopts.scheduler.max_tokens_per_step = std::min(max_step_tokens, step_tokens);
+  eopts.scheduler.max_queued_requests = max_queued;
+  eopts.scheduler.max_queued_prompt_tokens = max_queued_tokens;
+  eopts.limits.vocab_size = caps.vocab_size();
+  eopts.limits.max_context = std::min<int64_t>(
+      caps.max_position_embeddings() > 0 ? caps.max_position_embeddings() : INT64_MAX,
+      blocks * eopts.scheduler.block_size);
+  eopts.limits.max_new_tokens = static_cast<int32_t>(max_new);
+  eopts.limits.max_top_logprobs = caps.max_top_logprobs() > 0 ? caps.max_top_logprobs() : 20;
+  eopts.limits.max_prompt_text_bytes = max_receive;
+  eopts.eos_token_id = caps.eos_token_id();
+
+  ClusterExecutor executor(cluster.get());
+  std::shared_ptr<const tokenizer::Tokenizer> shared_tok(std::move(tok));
+  auto engine = std::make_unique<coordinator::Engine>(eopts, shared_tok, &executor);
+  coordinator::ModelDescription desc;
+  desc.model = copts.model_dir;
+  desc.tp = copts.tp;
+  desc.pp = copts.pp;
+  desc.backend = caps.backend();
+  desc.vocab_size = caps.vocab_size();
+  desc.num_hidden_layers = caps.num_hidden_layers();
+  const std::string address = absl::StrCat(args.GetOr("host", "127.0.0.1"), ":", port);
+  ASSIGN_OR_RETURN(auto server, coordinator::StartServer(engine.get(), desc, address, max_receive));
+  std::printf(
+      "tandem serve: listening on %s:%d (model %s, tp=%d pp=%d, %lld slots, %lld blocks "
+      "of %lld)\n",
+      args.GetOr("host", "127.0.0.1").c_str(), server->port, copts.model_dir.c_str(), copts.tp,
+      copts.pp, static_cast<long long>(slots), static_cast<long long>(blocks),
+      static_cast<long long>(eopts.scheduler.block_size));
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "tandem serve: signal %d, shutting down\n", sig);
+  server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  engine.reset();
+  server.reset();
+  cluster.reset();
+  return absl::OkStatus();
+}
+
+TANDEM_COMMAND(kName, "serve the tandem.v1 gRPC API (coordinator + local worker processes)",
+               "[--model DIR] [--tp N] [--pp M] [--port P] [--host H] [--slots N] [--blocks N] "
+               "[--block-size N] [--max-tokens-per-step N] [--max-queued-requests N] "
+               "[--max-queued-prompt-tokens N] [--max-new-tokens N] [--max-receive-bytes N]\n\n"
+               "Without --model: the built-in tiny model (tp=2, pp=2 by default).",
+               {}, [](const Args& args) {
+                 absl::Status s = Run(args);
+                 return s.ok() ? 0 : Fail(kName, s);
+               });
+
+}  // namespace
+}  // namespace tandem::cli
