@@ -28,9 +28,14 @@ grpc::Status ToGrpc(const absl::Status& s) {
 
 class WorkerService final : public pb::Worker::Service {
  public:
+  // Answers at once, also while a step or a Load runs (from what Load recorded).
   grpc::Status Info(grpc::ServerContext*, const pb::InfoRequest*, pb::InfoResponse* out) override {
-    absl::MutexLock lock(&mu_);
-    FillInfo(out);
+    absl::MutexLock lock(&error_mu_);
+    *out = info_;
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    out->set_worker_id(absl::StrCat(host, ":", getpid()));
+    out->set_state(static_cast<pb::WorkerState>(state_.load()));
     return grpc::Status::OK;
   }
 
@@ -51,6 +56,10 @@ class WorkerService final : public pb::Worker::Service {
     executor_ = std::move(*ex);
     state_ = pb::WORKER_STATE_READY;
     FillInfo(out->mutable_info());
+    {
+      absl::MutexLock info_lock(&error_mu_);
+      info_ = out->info();
+    }
     TANDEM_LOG(INFO) << "rank " << req->rank() << " loaded: layers ["
                      << executor_->shard().layers.begin << ", " << executor_->shard().layers.end
                      << "), " << out->info().weight_bytes() << " weight bytes";
@@ -148,6 +157,7 @@ class WorkerService final : public pb::Worker::Service {
   std::atomic<bool> shutdown_{false};
   absl::Mutex error_mu_;
   std::string error_ ABSL_GUARDED_BY(error_mu_);
+  pb::InfoResponse info_ ABSL_GUARDED_BY(error_mu_);  // as of Load
 };
 
 absl::Status WritePortFile(const std::string& path, int port) {
