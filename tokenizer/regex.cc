@@ -14,23 +14,28 @@ std::string PcreMessage(int code) {
   return reinterpret_cast<const char*>(buffer);
 }
 
-// Matching state for one FindAll call: match data and a JIT stack large enough for long
-// whitespace runs under `\s+(?!\S)`.
+// Matching state for one FindAll call. The JIT's default 32 KiB stack suffices for ordinary
+// text; a pattern like `\s+(?!\S)` on a very long whitespace run needs more, so a large JIT stack
+// is attached only after PCRE2 reports the limit (creating it for every call costs page faults).
 struct MatchState {
   explicit MatchState(const pcre2_code* code)
       : data(pcre2_match_data_create_from_pattern(code, nullptr)),
-        context(pcre2_match_context_create(nullptr)),
-        stack(pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr)) {
-    if (context != nullptr && stack != nullptr) pcre2_jit_stack_assign(context, nullptr, stack);
-  }
+        context(pcre2_match_context_create(nullptr)) {}
   ~MatchState() {
-    pcre2_jit_stack_free(stack);
+    if (stack != nullptr) pcre2_jit_stack_free(stack);
     pcre2_match_context_free(context);
     pcre2_match_data_free(data);
   }
+  bool UseLargeStack() {
+    if (stack != nullptr) return false;
+    stack = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr);
+    if (stack == nullptr) return false;
+    pcre2_jit_stack_assign(context, nullptr, stack);
+    return true;
+  }
   pcre2_match_data* data;
   pcre2_match_context* context;
-  pcre2_jit_stack* stack;
+  pcre2_jit_stack* stack = nullptr;
 };
 
 }  // namespace
@@ -65,8 +70,11 @@ absl::Status Regex::FindAll(absl::string_view subject,
   const auto* s = reinterpret_cast<PCRE2_SPTR>(subject.data());
   size_t pos = 0;
   while (pos <= subject.size()) {
-    const int rc =
+    int rc =
         pcre2_match(code, s, subject.size(), pos, PCRE2_NO_UTF_CHECK, state.data, state.context);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT && state.UseLargeStack()) {
+      rc = pcre2_match(code, s, subject.size(), pos, PCRE2_NO_UTF_CHECK, state.data, state.context);
+    }
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       return absl::ResourceExhaustedError(
