@@ -351,6 +351,12 @@ absl::Status Finish(TokenizerImpl* impl) {
   int32_t size = 0;
   for (const auto& [token, id] : impl->vocab) size = std::max(size, id + 1);
   for (const AddedToken& t : impl->added_tokens) size = std::max(size, t.id + 1);
+  // Ids index dense tables: refuse a file whose ids are far sparser than its token count.
+  const size_t tokens = impl->vocab.size() + impl->added_tokens.size();
+  if (static_cast<size_t>(size) > 2 * tokens + 1024) {
+    return Bad("model.vocab", absl::StrCat("token ids are too sparse: largest id ", size - 1,
+                                           " for ", tokens, " tokens"));
+  }
   impl->id_to_token.assign(size, "");
   impl->id_flags.assign(size, 0);
   for (const auto& [token, id] : impl->vocab) {

@@ -238,6 +238,7 @@ TEST(TokenizerTest, MalformedJsonNamesThePath) {
       {MinimalJson("\"merges\": [\"a b\"]", "\"merges\": [\"ab\"]"), "model.merges[0]"},
       {MinimalJson("\"merges\": [\"a b\"]", "\"merges\": [7]"), "model.merges[0]"},
       {MinimalJson("\"b\": 1", "\"b\": -1"), "model.vocab[\"b\"]"},
+      {MinimalJson("\"b\": 1", "\"b\": 1000000000"), "too sparse"},
       {MinimalJson("\"type\": \"BPE\"", "\"type\": \"WordPiece\""), "model.type"},
       {MinimalJson("\"normalizer\": null", "\"normalizer\": {\"type\": \"Lowercase\"}"),
        "normalizer.type"},
