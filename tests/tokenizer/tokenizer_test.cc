@@ -227,6 +227,54 @@ TEST(TokenizerTest, MinimalJsonWorks) {
           .ok());
 }
 
+TEST(TokenizerTest, MutatedJsonNeverCrashes) {
+  std::mt19937 rng(7);
+  const std::string base = absl::StrReplaceAll(
+      MinimalJson(), {{"\"special\": true}]",
+                       "\"special\": true}, {\"id\": 4, \"content\": \" ab\", \"lstrip\": true, "
+                       "\"rstrip\": true, \"single_word\": true, \"normalized\": true}]"},
+                      {"\"normalizer\": null", "\"normalizer\": {\"type\": \"NFC\"}"}});
+  ASSERT_TRUE(Tokenizer::FromJson(base).ok()) << Tokenizer::FromJson(base).status();
+  const std::string alphabet = "{}[]\",:0123456789abtrue-\\ ";
+  int loaded = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::string json = base;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const size_t pos = rng() % json.size();
+      switch (rng() % 3) {
+        case 0:
+          json[pos] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          json.erase(pos, 1 + rng() % 8);
+          break;
+        default:
+          json.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+          break;
+      }
+    }
+    auto t = Tokenizer::FromJson(json);
+    if (!t.ok()) {
+      EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument) << t.status();
+      continue;
+    }
+    ++loaded;
+    std::string text;
+    const std::string pieces = "ab <s> \xc3\xa9\t";
+    for (int i = 0; i < 30; ++i) text += pieces[rng() % pieces.size()];
+    if (!ValidateUtf8(text).ok()) continue;
+    auto ids = (*t)->Encode(text, true);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    StreamingDetokenizer stream(**t, false);
+    std::string all;
+    for (int32_t id : *ids) all += stream.Add(id);
+    all += stream.Finish();
+    EXPECT_EQ(all, (*t)->Decode(*ids, false));
+  }
+  EXPECT_GT(loaded, 10);
+}
+
 TEST(TokenizerTest, MalformedJsonNamesThePath) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"{", "not valid JSON"},
