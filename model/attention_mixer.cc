@@ -14,20 +14,18 @@ absl::StatusOr<std::unique_ptr<AttentionMixer>> AttentionMixer::Load(const core:
                                                                      const std::string& prefix,
                                                                      WeightLoader& loader) {
   auto m = std::unique_ptr<AttentionMixer>(new AttentionMixer());
-  const int64_t t = tp.size, r = tp.rank, dh = c.head_dim;
+  const int64_t t = tp.size, dh = c.head_dim;
   m->hidden_ = c.hidden_size;
   m->q_heads_ = c.num_attention_heads / t;
   m->kv_heads_ = c.num_key_value_heads / t;
   m->head_dim_ = dh;
-  const int64_t ql = m->q_heads_ * dh, kvl = m->kv_heads_ * dh;
-  ASSIGN_OR_RETURN(m->q_proj_, loader.Rows(prefix + ".q_proj.weight", {c.q_dim(), c.hidden_size},
-                                           {{r * ql, (r + 1) * ql}}));
-  ASSIGN_OR_RETURN(m->k_proj_, loader.Rows(prefix + ".k_proj.weight", {c.kv_dim(), c.hidden_size},
-                                           {{r * kvl, (r + 1) * kvl}}));
-  ASSIGN_OR_RETURN(m->v_proj_, loader.Rows(prefix + ".v_proj.weight", {c.kv_dim(), c.hidden_size},
-                                           {{r * kvl, (r + 1) * kvl}}));
-  ASSIGN_OR_RETURN(m->o_proj_, loader.Columns(prefix + ".o_proj.weight", {c.hidden_size, c.q_dim()},
-                                              r * ql, (r + 1) * ql));
+  const auto load = [&](const char* name) {
+    return loader.Load(c, prefix + name, tp.size, tp.rank);
+  };
+  ASSIGN_OR_RETURN(m->q_proj_, load(".q_proj.weight"));
+  ASSIGN_OR_RETURN(m->k_proj_, load(".k_proj.weight"));
+  ASSIGN_OR_RETURN(m->v_proj_, load(".v_proj.weight"));
+  ASSIGN_OR_RETURN(m->o_proj_, load(".o_proj.weight"));
   return m;
 }
 

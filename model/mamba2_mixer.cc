@@ -29,31 +29,19 @@ absl::StatusOr<std::unique_ptr<Mamba2Mixer>> Mamba2Mixer::Load(const core::Model
   m->in_dim_ = m->d_inner_ + m->conv_dim_ + m->heads_;
   m->group_size_ = di / c.n_groups;
   m->eps_ = static_cast<float>(c.layer_norm_epsilon);
-  const int64_t dl = m->d_inner_, gnl = gn / t, hl = m->heads_;
-  const std::vector<RowRange> in_rows = {
-      {r * dl, (r + 1) * dl},
-      {di + r * dl, di + (r + 1) * dl},
-      {2 * di + r * gnl, 2 * di + (r + 1) * gnl},
-      {2 * di + gn + r * gnl, 2 * di + gn + (r + 1) * gnl},
-      {2 * di + 2 * gn + r * hl, 2 * di + 2 * gn + (r + 1) * hl}};
-  const std::vector<RowRange> conv_rows = {{r * dl, (r + 1) * dl},
-                                           {di + r * gnl, di + (r + 1) * gnl},
-                                           {di + gn + r * gnl, di + gn + (r + 1) * gnl}};
-  const std::vector<RowRange> head_rows = {{r * hl, (r + 1) * hl}};
-  ASSIGN_OR_RETURN(m->in_proj_, loader.Rows(prefix + ".in_proj.weight",
-                                            {c.in_proj_dim(), c.hidden_size}, in_rows));
-  ASSIGN_OR_RETURN(m->conv_w_, loader.Rows(prefix + ".conv1d.weight",
-                                           {c.conv_dim(), 1, c.conv_kernel}, conv_rows));
+  const auto load = [&](const char* name) {
+    return loader.Load(c, prefix + name, static_cast<int>(t), static_cast<int>(r));
+  };
+  ASSIGN_OR_RETURN(m->in_proj_, load(".in_proj.weight"));
+  ASSIGN_OR_RETURN(m->conv_w_, load(".conv1d.weight"));
   if (c.use_conv_bias) {
-    ASSIGN_OR_RETURN(m->conv_b_, loader.Rows(prefix + ".conv1d.bias", {c.conv_dim()}, conv_rows));
+    ASSIGN_OR_RETURN(m->conv_b_, load(".conv1d.bias"));
   }
-  ASSIGN_OR_RETURN(m->a_log_, loader.Rows(prefix + ".A_log", {h}, head_rows));
-  ASSIGN_OR_RETURN(m->d_, loader.Rows(prefix + ".D", {h}, head_rows));
-  ASSIGN_OR_RETURN(m->dt_bias_, loader.Rows(prefix + ".dt_bias", {h}, head_rows));
-  ASSIGN_OR_RETURN(m->norm_w_,
-                   loader.Rows(prefix + ".norm.weight", {di}, {{r * dl, (r + 1) * dl}}));
-  ASSIGN_OR_RETURN(m->out_proj_, loader.Columns(prefix + ".out_proj.weight", {c.hidden_size, di},
-                                                r * dl, (r + 1) * dl));
+  ASSIGN_OR_RETURN(m->a_log_, load(".A_log"));
+  ASSIGN_OR_RETURN(m->d_, load(".D"));
+  ASSIGN_OR_RETURN(m->dt_bias_, load(".dt_bias"));
+  ASSIGN_OR_RETURN(m->norm_w_, load(".norm.weight"));
+  ASSIGN_OR_RETURN(m->out_proj_, load(".out_proj.weight"));
   return m;
 }
 

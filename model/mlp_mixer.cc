@@ -13,13 +13,8 @@ absl::StatusOr<std::unique_ptr<MlpMixer>> MlpMixer::Load(const core::ModelConfig
                                                          const std::string& prefix,
                                                          WeightLoader& loader) {
   auto m = std::unique_ptr<MlpMixer>(new MlpMixer());
-  const int64_t fl = c.intermediate_size / tp.size, r = tp.rank;
-  ASSIGN_OR_RETURN(m->up_,
-                   loader.Rows(prefix + ".up_proj.weight", {c.intermediate_size, c.hidden_size},
-                               {{r * fl, (r + 1) * fl}}));
-  ASSIGN_OR_RETURN(
-      m->down_, loader.Columns(prefix + ".down_proj.weight", {c.hidden_size, c.intermediate_size},
-                               r * fl, (r + 1) * fl));
+  ASSIGN_OR_RETURN(m->up_, loader.Load(c, prefix + ".up_proj.weight", tp.size, tp.rank));
+  ASSIGN_OR_RETURN(m->down_, loader.Load(c, prefix + ".down_proj.weight", tp.size, tp.rank));
   return m;
 }
 

@@ -63,15 +63,15 @@ absl::StatusOr<std::unique_ptr<NemotronHModel>> NemotronHModel::Load(
   m->vocab_begin_ = tp.rank * m->vocab_local_;
 
   WeightLoader loader(&checkpoint);
-  const int64_t h = config.hidden_size;
-  const std::vector<RowRange> vocab_rows = {{m->vocab_begin_, m->vocab_begin_ + m->vocab_local_}};
+  const auto load = [&](absl::string_view name) {
+    return loader.Load(config, name, tp.size, tp.rank);
+  };
   if (m->is_first_stage()) {
-    ASSIGN_OR_RETURN(m->embedding_,
-                     loader.Rows(embedding_name, {config.vocab_size, h}, vocab_rows));
+    ASSIGN_OR_RETURN(m->embedding_, load(embedding_name));
   }
   for (int64_t i = o.layer_begin; i < o.layer_end; ++i) {
     const std::string prefix = absl::StrCat("backbone.layers.", i);
-    ASSIGN_OR_RETURN(core::Tensor norm, loader.Full(prefix + ".norm.weight", {h}));
+    ASSIGN_OR_RETURN(core::Tensor norm, load(prefix + ".norm.weight"));
     m->norms_.push_back(std::move(norm));
     const std::string mixer = prefix + ".mixer";
     switch (config.layers[i]) {
@@ -94,9 +94,8 @@ absl::StatusOr<std::unique_ptr<NemotronHModel>> NemotronHModel::Load(
     }
   }
   if (m->is_last_stage()) {
-    ASSIGN_OR_RETURN(m->norm_f_, loader.Full("backbone.norm_f.weight", {h}));
-    ASSIGN_OR_RETURN(m->lm_head_,
-                     loader.Rows("lm_head.weight", {config.vocab_size, h}, vocab_rows));
+    ASSIGN_OR_RETURN(m->norm_f_, load("backbone.norm_f.weight"));
+    ASSIGN_OR_RETURN(m->lm_head_, load("lm_head.weight"));
   }
   m->checkpoint_bytes_read_ = loader.bytes_read();
   return m;

@@ -22,41 +22,46 @@ absl::Status WeightLoader::CheckShape(absl::string_view name, const core::Shape&
   return absl::OkStatus();
 }
 
-absl::StatusOr<core::Tensor> WeightLoader::Full(absl::string_view name, const core::Shape& shape) {
-  RETURN_IF_ERROR(CheckShape(name, shape));
-  ASSIGN_OR_RETURN(core::Tensor t, checkpoint_->Get(name));
-  bytes_read_ += t.nbytes();
-  return t.ToF32();
-}
-
-absl::StatusOr<core::Tensor> WeightLoader::Rows(absl::string_view name,
-                                                const core::Shape& full_shape,
-                                                const std::vector<RowRange>& ranges) {
-  RETURN_IF_ERROR(CheckShape(name, full_shape));
-  int64_t rows = 0;
-  for (const RowRange& r : ranges) rows += r.end - r.begin;
-  core::Shape shape = full_shape;
-  shape[0] = rows;
-  core::Tensor out = core::Tensor::Empty(core::DType::kF32, shape);
-  const int64_t row_elems = rows == 0 ? 0 : out.numel() / rows;
+absl::StatusOr<core::Tensor> WeightLoader::Load(const sharding::TensorSlice& slice) {
+  RETURN_IF_ERROR(CheckShape(slice.name, slice.full_shape));
+  if (slice.split == sharding::SplitKind::kReplicated) {
+    ASSIGN_OR_RETURN(core::Tensor t, checkpoint_->Get(slice.name));
+    bytes_read_ += t.nbytes();
+    return t.ToF32();
+  }
+  core::Tensor out = core::Tensor::Empty(core::DType::kF32, slice.local_shape);
+  if (slice.split == sharding::SplitKind::kRows) {
+    const int64_t row_elems = slice.local_shape[0] == 0 ? 0 : out.numel() / slice.local_shape[0];
+    int64_t at = 0;
+    for (const sharding::IndexRange& r : slice.ranges) {
+      ASSIGN_OR_RETURN(core::Tensor part, checkpoint_->GetRows(slice.name, r.begin, r.end));
+      bytes_read_ += part.nbytes();
+      core::ConvertToF32(part.dtype(), part.raw(), out.data<float>() + at * row_elems,
+                         static_cast<size_t>(part.numel()));
+      at += r.size();
+    }
+    return out;
+  }
+  // Columns of a 2-D tensor: each range lands at its offset within every output row.
+  const int64_t rows = slice.local_shape[0], cols = slice.local_shape[1];
   int64_t at = 0;
-  for (const RowRange& r : ranges) {
-    ASSIGN_OR_RETURN(core::Tensor part, checkpoint_->GetRows(name, r.begin, r.end));
+  for (const sharding::IndexRange& r : slice.ranges) {
+    ASSIGN_OR_RETURN(core::Tensor part, checkpoint_->ReadColumns(slice.name, r.begin, r.end));
     bytes_read_ += part.nbytes();
-    core::ConvertToF32(part.dtype(), part.raw(), out.data<float>() + at * row_elems,
-                       static_cast<size_t>(part.numel()));
-    at += r.end - r.begin;
+    const core::Tensor f = part.ToF32();
+    for (int64_t i = 0; i < rows; ++i) {
+      std::memcpy(out.data<float>() + i * cols + at, f.data<float>() + i * r.size(),
+                  r.size() * sizeof(float));
+    }
+    at += r.size();
   }
   return out;
 }
 
-absl::StatusOr<core::Tensor> WeightLoader::Columns(absl::string_view name,
-                                                   const core::Shape& full_shape, int64_t begin,
-                                                   int64_t end) {
-  RETURN_IF_ERROR(CheckShape(name, full_shape));
-  ASSIGN_OR_RETURN(core::Tensor part, checkpoint_->ReadColumns(name, begin, end));
-  bytes_read_ += part.nbytes();
-  return part.ToF32();
+absl::StatusOr<core::Tensor> WeightLoader::Load(const core::ModelConfig& config,
+                                                absl::string_view name, int tp, int tp_rank) {
+  ASSIGN_OR_RETURN(sharding::TensorSlice slice, sharding::SliceTensor(config, name, tp, tp_rank));
+  return Load(slice);
 }
 
 }  // namespace tandem::model
