@@ -1,6 +1,7 @@
 // End-to-end: a real `tandem serve` (coordinator + tp=2 x pp=2 worker processes of the tiny model)
 // on loopback gRPC. The server runs in its own process group, killed and reaped at the end.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,9 +33,14 @@ class ServeProcess {
     std::vector<std::string> argv = {std::string(TANDEM_BINARY_DIR) + "/bin/tandem", "serve",
                                      "--port", "0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
       setpgid(0, 0);
+      // If the test binary dies (e.g. killed by CTest's timeout), the server dies with it; its
+      // workers follow their parent the same way.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
       setenv("XDG_CACHE_HOME", (std::string(TANDEM_BINARY_DIR) + "/test-cache").c_str(), 1);
       FILE* f = freopen(out_path_.c_str(), "w", stdout);
       (void)f;
