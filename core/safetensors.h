@@ -1,7 +1,8 @@
 // safetensors checkpoints: strict parsing, memory-mapped zero-copy reads, writing.
 //
 // Format: 8-byte little-endian header length N, N bytes of JSON header
-//   {"__metadata__": {str: str}, "<name>": {"dtype": "BF16", "shape": [..], "data_offsets": [b, e]}}
+//   {"__metadata__": {str: str}, "<name>": {"dtype": "BF16", "shape": [..], "data_offsets": [b,
+//   e]}}
 // then the data section; offsets are relative to the data section.
 // Validation is strict: the header must be well-formed JSON of that shape, N sane (<= 100 MiB and
 // inside the file), every tensor's [b, e) inside the data section, no two tensors overlapping, and
@@ -39,12 +40,12 @@
 #include <map>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
 
@@ -137,8 +138,8 @@ class Checkpoint {
 // Shards hold contiguous runs of the given order, each within one tensor's size of an even
 // split and never empty (so num_shards > 1 needs at least num_shards tensors); within a file,
 // tensors are stably ordered by element size, largest first (alignment). The index carries
-// "metadata": {"total_size": <sum of tensor bytes>}; every file carries __metadata__ {"format": "pt"},
-// which Hugging Face loaders require. Creates `dir` if needed.
+// "metadata": {"total_size": <sum of tensor bytes>}; every file carries __metadata__ {"format":
+// "pt"}, which Hugging Face loaders require. Creates `dir` if needed.
 [[nodiscard]] absl::Status WriteCheckpoint(
     const std::string& dir, const std::vector<std::pair<std::string, Tensor>>& tensors,
     int num_shards);

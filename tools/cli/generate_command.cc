@@ -24,8 +24,8 @@ absl::Status Run(const Args& args) {
     return RunGenerateClient(args);
   }
   RETURN_IF_ERROR(args.CheckKnown({"model", "tokens", "max-new-tokens", "temperature", "top-k",
-                                   "top-p", "min-p", "seed", "ignore-eos", "reference-kernels", "tp",
-                                   "pp", "stage-layers", "collective"}));
+                                   "top-p", "min-p", "seed", "ignore-eos", "reference-kernels",
+                                   "tp", "pp", "stage-layers", "collective"}));
   ASSIGN_OR_RETURN(LocalModelArgs margs, ParseLocalModelArgs(args));
   model::GenerateOptions options;
   ASSIGN_OR_RETURN(options.max_new_tokens, args.GetInt("max-new-tokens", 16));
@@ -60,9 +60,9 @@ absl::Status Run(const Args& args) {
     sp.set_top_p(options.sampling.top_p);
     sp.set_min_p(options.sampling.min_p);
     sp.set_seed(options.sampling.seed);
-    ASSIGN_OR_RETURN(ids, worker::DistributedGenerate(*cluster, margs.tokens,
-                                                      options.max_new_tokens, options.stop_at_eos,
-                                                      sp));
+    ASSIGN_OR_RETURN(ids,
+                     worker::DistributedGenerate(*cluster, margs.tokens, options.max_new_tokens,
+                                                 options.stop_at_eos, sp));
   } else {
     ASSIGN_OR_RETURN(auto model, model::NemotronHModel::Load(margs.model_dir, margs.options));
     ASSIGN_OR_RETURN(ids, model::Generate(*model, margs.tokens, options));

@@ -36,8 +36,8 @@ absl::Status WriteNpy(const std::string& path, const core::Tensor& t) {
 }
 
 absl::Status Run(const Args& args) {
-  RETURN_IF_ERROR(args.CheckKnown({"model", "tokens", "out", "reference-kernels", "tp", "pp",
-                                   "stage-layers", "collective"}));
+  RETURN_IF_ERROR(args.CheckKnown(
+      {"model", "tokens", "out", "reference-kernels", "tp", "pp", "stage-layers", "collective"}));
   ASSIGN_OR_RETURN(LocalModelArgs margs, ParseLocalModelArgs(args));
   const std::string out = args.GetOr("out", "");
   if (out.empty()) return absl::InvalidArgumentError("--out FILE.npy is required");
