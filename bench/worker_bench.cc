@@ -2,8 +2,8 @@
 // cluster, so the gRPC control cost is included, and the model in this process for comparison)
 // vs tp=2 vs pp=2 (and tp=2 with the UCX collective). A decode step (1 token) and a 64-token
 // prefill step of one sequence. Never a test.
-//   build/bin/worker_bench --benchmark_out=bench/results/worker_loopback.json \
-//       --benchmark_out_format=json
+//   build/bin/worker_bench --benchmark_out=bench/results/worker_loopback.json
+//                          --benchmark_out_format=json
 #include <unistd.h>
 
 #include <filesystem>
