@@ -1,5 +1,6 @@
 // End-to-end: a real `tandem serve` (coordinator + tp=2 x pp=2 worker processes of the tiny model)
 // on loopback gRPC. The server runs in its own process group, killed and reaped at the end.
+#include <dirent.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
@@ -9,12 +10,14 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tandem/v1/tandem.grpc.pb.h"
@@ -28,7 +31,9 @@ using Clock = std::chrono::system_clock;
 class ServeProcess {
  public:
   explicit ServeProcess(const std::vector<std::string>& extra) {
-    const std::string dir = ::testing::TempDir() + "/serve_" + std::to_string(getpid());
+    static int instances = 0;  // several servers per test binary: one output file each
+    const std::string dir = ::testing::TempDir() + "/serve_" + std::to_string(getpid()) + "_" +
+                            std::to_string(instances++);
     out_path_ = dir + ".out";
     std::vector<std::string> argv = {std::string(TANDEM_BINARY_DIR) + "/bin/tandem", "serve",
                                      "--port", "0"};
@@ -81,6 +86,30 @@ class ServeProcess {
   }
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  pid_t pid() const { return pid_; }
+  // Pids whose parent is the server (the workers).
+  std::vector<pid_t> Children() const {
+    std::vector<pid_t> out;
+    DIR* d = opendir("/proc");
+    if (d == nullptr) return out;
+    while (dirent* e = readdir(d)) {
+      const int p = std::atoi(e->d_name);
+      if (p <= 0) continue;
+      std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      const auto close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(line.substr(close + 2));
+      char state = 0;
+      int ppid = 0;
+      rest >> state >> ppid;
+      if (ppid == pid_ && state != 'Z') out.push_back(p);
+    }
+    closedir(d);
+    return out;
+  }
 
  private:
   pid_t pid_ = 0;
@@ -160,6 +189,28 @@ class ServeTest : public ::testing::Test {
   std::unique_ptr<v1::Tandem::Stub> stub_;
 };
 ServeProcess* ServeTest::server_ = nullptr;
+
+// grpc.health.v1.Health/Check with an empty service name, hand-encoded: the response's field 1
+// (status) is SERVING = 1 or NOT_SERVING = 2. Returns -1 on an RPC error.
+int HealthStatus(const std::shared_ptr<::grpc::Channel>& channel) {
+  ::grpc::GenericStub stub(channel);
+  ::grpc::ClientContext ctx;
+  ctx.set_deadline(Clock::now() + std::chrono::seconds(5));
+  ::grpc::ByteBuffer request, response;
+  ::grpc::Slice empty("", 0);
+  request = ::grpc::ByteBuffer(&empty, 1);
+  std::promise<::grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", ::grpc::StubOptions(), &request, &response,
+                 [&done](::grpc::Status s) { done.set_value(s); });
+  const ::grpc::Status s = done.get_future().get();
+  if (!s.ok()) return -1;
+  std::vector<::grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) return -1;
+  std::string bytes;
+  for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  if (bytes.size() == 2 && bytes[0] == 0x08) return bytes[1];
+  return bytes.empty() ? 0 : -2;
+}
 
 TEST_F(ServeTest, ConcurrentStreamsEqualEachAlone) {
   std::mt19937 rng(std::random_device{}());
@@ -276,4 +327,38 @@ TEST_F(ServeTest, CancelAbortAndDeadlinesFreeTheState) {
 }
 
 }  // namespace
+TEST(ServeWorkerDeathTest, KilledWorkerGivesUnavailableAndNotServing) {
+  ServeProcess server({"--slots", "8"});
+  ASSERT_NE(server.port(), 0);
+  auto channel = ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials());
+  auto stub = v1::Tandem::NewStub(channel);
+  EXPECT_EQ(HealthStatus(channel), 1);
+  const std::vector<pid_t> workers = server.Children();
+  ASSERT_EQ(workers.size(), 4u);
+  std::vector<Result> results(6);
+  std::vector<std::thread> threads;
+  std::vector<Clock::time_point> ended(results.size());
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = Stream(*stub, Tokens({1, 2, static_cast<int32_t>(i)}, 600), 120000);
+      ended[i] = Clock::now();
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // decoding by now
+  std::mt19937 rng(std::random_device{}());
+  const pid_t victim = workers[rng() % workers.size()];
+  const auto killed = Clock::now();
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_EQ(results[i].status.error_code(), ::grpc::StatusCode::UNAVAILABLE)
+        << i << ": " << results[i].status.error_message();
+    EXPECT_LT(ended[i] - killed, std::chrono::seconds(10));
+  }
+  EXPECT_EQ(HealthStatus(channel), 2);  // NOT_SERVING
+  // The coordinator keeps running and answers; new work is refused with UNAVAILABLE.
+  EXPECT_GT(Info(*stub).vocab_size(), 0);
+  EXPECT_EQ(Stream(*stub, Tokens({1}, 2)).status.error_code(), ::grpc::StatusCode::UNAVAILABLE);
+}
+
 }  // namespace tandem::coordinator
