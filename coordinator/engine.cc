@@ -64,6 +64,7 @@ LedgerStats Engine::Ledger() const {
   std::lock_guard<std::mutex> lock(mu_);
   LedgerStats s = ledger_;
   s.live = static_cast<int64_t>(live_.size());
+  s.preemptions = scheduler_.Stats().preemptions;
   return s;
 }
 
@@ -152,6 +153,7 @@ bool Engine::Cancel(const std::string& request_id) {
 
 void Engine::Terminate(Live& live, absl::Status status, v1::FinishReason reason) {
   RequestOutput out;
+  out.request_id = live.request_id;
   out.final = true;
   out.status = status;
   out.finish_reason = reason;
@@ -186,6 +188,7 @@ void Engine::OnToken(Live& live, int32_t token, const wv1::SequenceResult& resul
   if (!live.first_token) live.first_token = now;
   ++live.generated;
   RequestOutput out;
+  out.request_id = live.request_id;
   out.token_ids.push_back(token);
   if (live.request.logprobs().logprobs() || live.request.logprobs().top_logprobs() > 0) {
     v1::TokenLogprob lp;
@@ -286,6 +289,7 @@ void Engine::Loop() {
         s->set_top_logprobs(live.request.logprobs().top_logprobs());
       }
     }
+    ++ledger_.steps;
     lock.unlock();
     absl::StatusOr<wv1::StepResponse> response = executor_->Step(std::move(request));
     lock.lock();

@@ -47,6 +47,7 @@ struct EngineOptions {
 
 // One output of a request, delivered on the engine thread in order. The last one has final set.
 struct RequestOutput {
+  std::string request_id;
   std::vector<int32_t> token_ids;
   std::string text_delta;
   std::vector<::tandem::v1::TokenLogprob> logprobs;
@@ -68,6 +69,8 @@ struct LedgerStats {
   int64_t accepted = 0;
   int64_t terminated = 0;
   int64_t live = 0;
+  int64_t preemptions = 0;
+  int64_t steps = 0;
   std::map<absl::StatusCode, int64_t> by_code;
 };
 

@@ -24,6 +24,12 @@ absl::Time DeadlineOf(::grpc::CallbackServerContext* context) {
   return absl::FromChrono(d);
 }
 
+// A streamed request. Two parties hold it: gRPC (until OnDone) and the engine (until it delivers
+// the final output). Either may finish first: a failed write finishes the RPC while the engine
+// still runs the request, and the engine's final output may arrive while a write is in flight. The
+// reactor deletes itself when both have let go, so neither ever touches freed memory. StartWrite
+// and Finish are called outside the lock (gRPC may run reactions inline) and are the last thing a
+// method does, since OnDone may delete the reactor on another thread right after Finish.
 class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
  public:
   StreamReactor(Engine* engine, ::grpc::CallbackServerContext* context,
@@ -32,42 +38,97 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
     Submission sub;
     sub.request = request;
     sub.deadline = DeadlineOf(context);
-    sub.is_cancelled = [context] { return context->IsCancelled(); };
+    // The engine polls this until its final output; it must not touch `context` once gRPC is
+    // done with the call.
+    sub.is_cancelled = [this, context] {
+      std::lock_guard<std::mutex> lock(mu_);
+      return cancelled_ || (!grpc_done_ && context->IsCancelled());
+    };
     sub.on_output = [this](RequestOutput out) { OnOutput(std::move(out)); };
     absl::StatusOr<std::string> id = engine_->Submit(std::move(sub));
     if (!id.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        engine_done_ = true;  // the engine never calls back for a refused request
+        finished_ = true;
+      }
       Finish(ToGrpc(id.status()));
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    id_ = *id;
+    if (id_.empty()) id_ = *id;
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    writing_ = false;
-    if (!ok) broken_ = true;
-    Pump();
+    Action action;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+      if (!ok) write_failed_ = true;
+      action = Pump();
+    }
+    Run(action);
   }
-  void OnCancel() override { engine_->Cancel(id_copy()); }
-  void OnDone() override { delete this; }
+  void OnCancel() override {
+    std::string id;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cancelled_ = true;
+      if (engine_done_ || id_.empty()) return;  // not yet known: is_cancelled reports it
+      id = id_;
+    }
+    engine_->Cancel(id);
+  }
+  void OnDone() override {
+    bool last = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      grpc_done_ = true;
+      last = engine_done_;
+    }
+    if (last) delete this;
+  }
 
  private:
-  std::string id_copy() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return id_;
+  struct Action {
+    bool write = false;
+    bool finish = false;
+    ::grpc::Status status;
+  };
+
+  void Run(const Action& action) {
+    if (action.write) StartWrite(&current_);
+    if (action.finish) Finish(action.status);
   }
 
   void OnOutput(RequestOutput out) {
-    std::lock_guard<std::mutex> lock(mu_);
+    bool last = false;
+    Action action;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (id_.empty()) id_ = out.request_id;
+      if (out.final) {
+        engine_done_ = true;
+        last = grpc_done_;
+      }
+      if (!finished_) action = Accept(std::move(out));
+    }
+    if (last) {
+      delete this;
+      return;
+    }
+    Run(action);
+  }
+
+  // Under mu_.
+  Action Accept(RequestOutput out) {
     if (out.final && !out.status.ok()) {
       final_status_ = ToGrpc(out.status);
       done_ = true;
-      Pump();
-      return;
+      return Pump();
     }
     v1::GenerateStreamResponse msg;
-    msg.set_request_id(id_);
+    msg.set_request_id(out.request_id);
     msg.set_text_delta(out.text_delta);
     msg.mutable_token_ids()->Add(out.token_ids.begin(), out.token_ids.end());
     for (auto& lp : out.logprobs) *msg.add_logprobs() = std::move(lp);
@@ -78,28 +139,33 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
       done_ = true;
     }
     queue_.push_back(std::move(msg));
-    Pump();
+    return Pump();
   }
 
-  // Under mu_.
-  void Pump() {
-    if (writing_ || finished_) return;
-    if (broken_) {
+  // Under mu_: decides the next write or the finish; the caller runs it after unlocking.
+  Action Pump() {
+    Action action;
+    if (writing_ || finished_) return action;
+    if (write_failed_) {
       finished_ = true;
-      Finish(::grpc::Status(::grpc::StatusCode::CANCELLED, "the client went away"));
-      return;
+      cancelled_ = true;  // the engine frees the request's state at its next step
+      action.finish = true;
+      action.status = ::grpc::Status(::grpc::StatusCode::CANCELLED, "the client went away");
+      return action;
     }
     if (!queue_.empty()) {
       current_ = std::move(queue_.front());
       queue_.pop_front();
       writing_ = true;
-      StartWrite(&current_);
-      return;
+      action.write = true;
+      return action;
     }
     if (done_) {
       finished_ = true;
-      Finish(final_status_);
+      action.finish = true;
+      action.status = final_status_;
     }
+    return action;
   }
 
   Engine* engine_;
@@ -108,9 +174,12 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
   std::deque<v1::GenerateStreamResponse> queue_;
   v1::GenerateStreamResponse current_;
   bool writing_ = false;
-  bool done_ = false;
-  bool finished_ = false;
-  bool broken_ = false;
+  bool done_ = false;          // the engine's final output is queued
+  bool finished_ = false;      // Finish was called (or is about to be)
+  bool write_failed_ = false;  // a write failed: the client is gone
+  bool cancelled_ = false;
+  bool grpc_done_ = false;    // OnDone ran
+  bool engine_done_ = false;  // the engine delivered its final output (or never took the request)
   ::grpc::Status final_status_;
 };
 
@@ -240,6 +309,16 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
   c->set_free_blocks(st.free_blocks);
   c->set_queued_requests(st.waiting);
   c->set_running_requests(st.running);
+  const LedgerStats ledger = engine_->Ledger();
+  v1::Ledger* lg = response->mutable_ledger();
+  lg->set_accepted(ledger.accepted);
+  lg->set_terminated(ledger.terminated);
+  lg->set_live(ledger.live);
+  lg->set_preemptions(ledger.preemptions);
+  lg->set_steps(ledger.steps);
+  for (const auto& [code, n] : ledger.by_code) {
+    (*lg->mutable_terminated_by_code())[absl::StatusCodeToString(code)] = n;
+  }
   auto* reactor = context->DefaultReactor();
   reactor->Finish(::grpc::Status::OK);
   return reactor;
