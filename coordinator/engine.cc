@@ -1,5 +1,6 @@
 #include "coordinator/engine.h"
 
+#include <algorithm>
 #include <optional>
 #include <set>
 
@@ -37,7 +38,8 @@ Engine::Engine(EngineOptions options, std::shared_ptr<const tokenizer::Tokenizer
     : options_(std::move(options)),
       tokenizer_(std::move(tokenizer)),
       executor_(executor),
-      scheduler_(options_.scheduler) {
+      scheduler_(options_.scheduler),
+      max_in_flight_(std::max(1, executor->max_in_flight())) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -256,55 +258,39 @@ void Engine::Loop() {
       cv_.wait_for(lock, std::chrono::milliseconds(100));
       continue;
     }
-    StepPlan plan = scheduler_.Schedule();
-    if (plan.empty()) {
+    // Fill the pipeline: up to max_in_flight plans of disjoint sequences (the scheduler skips
+    // sequences whose step is still in flight).
+    while (static_cast<int>(in_flight_.size()) < max_in_flight_) {
+      StepPlan plan = scheduler_.Schedule();
+      if (plan.empty()) break;
+      wv1::StepRequest request = BuildRequest(plan);
+      ++ledger_.steps;
+      lock.unlock();
+      absl::Status sent = executor_->Submit(std::move(request));
+      lock.lock();
+      in_flight_.push_back(std::move(plan));
+      if (!sent.ok()) {
+        Break(sent.message());
+        break;
+      }
+    }
+    if (broken_) continue;
+    if (in_flight_.empty()) {
       cv_.wait_for(lock, std::chrono::milliseconds(live_.empty() ? 100 : 5));
       continue;
     }
-    wv1::StepRequest request;
-    request.set_step_id(next_step_id_++);
-    for (const PlannedSequence& p : plan.sequences) {
-      Live& live = *live_.at(p.id);
-      if (!live.first_scheduled) live.first_scheduled = absl::Now();
-      wv1::SequenceStep* s = request.add_sequences();
-      s->set_slot(p.slot);
-      s->mutable_block_table()->Add(p.block_table.begin(), p.block_table.end());
-      s->set_start_pos(p.start_pos);
-      s->mutable_token_ids()->Add(p.tokens.begin(), p.tokens.end());
-      s->set_logits(p.sample ? wv1::LOGITS_LAST : wv1::LOGITS_NONE);
-      s->set_prompt_len(p.prompt_len);
-      s->set_request_tag(p.id);
-      if (p.sample) {
-        const auto& sp = live.request.sampling();
-        wv1::SamplingParams* w = s->mutable_sampling();
-        w->set_temperature(sp.has_temperature() ? sp.temperature() : 0.0f);
-        w->set_top_k(sp.top_k());
-        w->set_top_p(sp.has_top_p() ? sp.top_p() : 1.0f);
-        w->set_min_p(sp.min_p());
-        w->set_repetition_penalty(sp.has_repetition_penalty() ? sp.repetition_penalty() : 1.0f);
-        w->set_presence_penalty(sp.presence_penalty());
-        w->set_frequency_penalty(sp.frequency_penalty());
-        // Unseeded requests get a seed from their id (still reproducible per server run).
-        w->set_seed(sp.has_seed() ? sp.seed() : 0x9E3779B97F4A7C15ull * p.id);
-        s->set_top_logprobs(live.request.logprobs().top_logprobs());
-      }
-    }
-    ++ledger_.steps;
     lock.unlock();
-    absl::StatusOr<wv1::StepResponse> response = executor_->Step(std::move(request));
+    absl::StatusOr<wv1::StepResponse> response = executor_->Await();
     lock.lock();
+    StepPlan plan = std::move(in_flight_.front());
+    in_flight_.pop_front();
     if (!response.ok()) {
-      broken_ = true;
-      broken_reason_ = std::string(response.status().message());
-      TANDEM_LOG(ERROR) << "step failed, the replica is broken: " << response.status();
-      if (on_broken_) on_broken_();
+      Break(response.status().ToString());
       continue;
     }
     if (response->results_size() != static_cast<int>(plan.sequences.size())) {
-      broken_ = true;
-      broken_reason_ = absl::StrCat("the last stage answered ", response->results_size(),
-                                    " results for ", plan.sequences.size(), " sequences");
-      if (on_broken_) on_broken_();
+      Break(absl::StrCat("the last stage answered ", response->results_size(), " results for ",
+                         plan.sequences.size(), " sequences"));
       continue;
     }
     for (size_t k = 0; k < plan.sequences.size(); ++k) {
@@ -320,6 +306,47 @@ void Engine::Loop() {
       }
     }
   }
+}
+
+void Engine::Break(absl::string_view reason) {
+  broken_ = true;
+  broken_reason_ = std::string(reason);
+  TANDEM_LOG(ERROR) << "a step failed, the replica is broken: " << reason;
+  // Plans still in flight will never be answered.
+  in_flight_.clear();
+  if (on_broken_) on_broken_();
+}
+
+wv1::StepRequest Engine::BuildRequest(const StepPlan& plan) {
+  wv1::StepRequest request;
+  request.set_step_id(next_step_id_++);
+  for (const PlannedSequence& p : plan.sequences) {
+    Live& live = *live_.at(p.id);
+    if (!live.first_scheduled) live.first_scheduled = absl::Now();
+    wv1::SequenceStep* s = request.add_sequences();
+    s->set_slot(p.slot);
+    s->mutable_block_table()->Add(p.block_table.begin(), p.block_table.end());
+    s->set_start_pos(p.start_pos);
+    s->mutable_token_ids()->Add(p.tokens.begin(), p.tokens.end());
+    s->set_logits(p.sample ? wv1::LOGITS_LAST : wv1::LOGITS_NONE);
+    s->set_prompt_len(p.prompt_len);
+    s->set_request_tag(p.id);
+    if (p.sample) {
+      const auto& sp = live.request.sampling();
+      wv1::SamplingParams* w = s->mutable_sampling();
+      w->set_temperature(sp.has_temperature() ? sp.temperature() : 0.0f);
+      w->set_top_k(sp.top_k());
+      w->set_top_p(sp.has_top_p() ? sp.top_p() : 1.0f);
+      w->set_min_p(sp.min_p());
+      w->set_repetition_penalty(sp.has_repetition_penalty() ? sp.repetition_penalty() : 1.0f);
+      w->set_presence_penalty(sp.presence_penalty());
+      w->set_frequency_penalty(sp.frequency_penalty());
+      // Unseeded requests get a seed from their id (still reproducible per server run).
+      w->set_seed(sp.has_seed() ? sp.seed() : 0x9E3779B97F4A7C15ull * p.id);
+      s->set_top_logprobs(live.request.logprobs().top_logprobs());
+    }
+  }
+  return request;
 }
 
 }  // namespace tandem::coordinator

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/validation.h"
@@ -31,12 +33,18 @@
 
 namespace tandem::coordinator {
 
-// Executes one step plan on every worker of a replica and returns the last stage's answer.
+// Executes step plans on every worker of a replica. Plans are answered in the order they were
+// submitted; up to max_in_flight() may be outstanding at once (with pipeline parallelism one per
+// stage, so every stage works on a different micro-batch). Submit and Await are called from the
+// engine thread only.
 class StepExecutor {
  public:
   virtual ~StepExecutor() = default;
-  [[nodiscard]] virtual absl::StatusOr<::tandem::worker::v1::StepResponse> Step(
-      ::tandem::worker::v1::StepRequest request) = 0;
+  virtual int max_in_flight() const { return 1; }
+  // Sends the plan on its way (it does not wait for the answer).
+  [[nodiscard]] virtual absl::Status Submit(::tandem::worker::v1::StepRequest request) = 0;
+  // The last stage's answer to the oldest plan in flight.
+  [[nodiscard]] virtual absl::StatusOr<::tandem::worker::v1::StepResponse> Await() = 0;
 };
 
 struct EngineOptions {
@@ -100,6 +108,8 @@ class Engine {
   void Loop();
   void Terminate(Live& live, absl::Status status, ::tandem::v1::FinishReason reason);
   void OnToken(Live& live, int32_t token, const ::tandem::worker::v1::SequenceResult& result);
+  ::tandem::worker::v1::StepRequest BuildRequest(const StepPlan& plan);
+  void Break(absl::string_view reason);
 
   EngineOptions options_;
   std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
@@ -111,6 +121,8 @@ class Engine {
   std::map<std::string, uint64_t> by_request_id_;
   uint64_t next_id_ = 1;
   uint64_t next_step_id_ = 1;
+  int max_in_flight_ = 1;
+  std::deque<StepPlan> in_flight_;  // submitted, not yet answered; oldest first
   LedgerStats ledger_;
   std::atomic<bool> broken_{false};
   std::string broken_reason_;

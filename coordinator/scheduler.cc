@@ -135,9 +135,14 @@ StepPlan Scheduler::Schedule() {
   int64_t budget = config_.max_tokens_per_step;
   bool starved = false;  // a running sequence lacked blocks: admit nothing new this step
 
-  // 1. Decodes of running sequences.
-  for (Sequence* seq : RunningOrdered()) {
-    if (budget <= 0) break;
+  // 1. Decodes of running sequences (at most a micro-batch's share of them).
+  const std::vector<Sequence*> running = RunningOrdered();
+  const int64_t micro = std::max<int32_t>(1, config_.micro_batches);
+  const int64_t max_decodes =
+      std::max<int64_t>(1, (static_cast<int64_t>(running.size()) + micro - 1) / micro);
+  int64_t decodes = 0;
+  for (Sequence* seq : running) {
+    if (budget <= 0 || decodes >= max_decodes) break;
     if (seq->in_flight || !seq->slot) continue;
     const int64_t remaining = static_cast<int64_t>(seq->tokens.size()) - seq->num_computed;
     if (remaining != 1 || seq->num_computed == 0) continue;
@@ -159,6 +164,7 @@ StepPlan Scheduler::Schedule() {
     }
     plan.sequences.push_back(Plan(*seq, 1));
     budget -= 1;
+    ++decodes;
   }
 
   // 2. Prefill chunks of admitted sequences (includes recomputation after preemption).

@@ -39,6 +39,9 @@ struct SchedulerConfig {
   int64_t max_tokens_per_step = 512;  // token budget of one step
   int64_t max_queued_requests = 1024;
   int64_t max_queued_prompt_tokens = 1 << 20;
+  // Plans kept in flight at once (pipeline stages). With more than one, a plan takes at most
+  // ceil(running / micro_batches) decodes, so the running sequences spread over the micro-batches.
+  int32_t micro_batches = 1;
 };
 
 struct SequenceSpec {

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -27,8 +28,26 @@ namespace tandem::worker {
 namespace pb = ::tandem::worker::v1;
 namespace fs = std::filesystem;
 
+// One rank's StepStream: the engine thread writes plans; a reader thread queues the answers.
+struct RankStream {
+  std::unique_ptr<grpc::ClientContext> context;
+  std::unique_ptr<grpc::ClientReaderWriter<pb::StepRequest, pb::StepResponse>> stream;
+  std::thread reader;
+  std::deque<pb::StepResponse> answers;  // under Impl::mu
+  bool ended = false;                    // under Impl::mu: the stream closed
+  grpc::Status status;                   // under Impl::mu: how it closed
+};
+
 struct LocalCluster::Impl {
   LocalClusterOptions options;
+  absl::Mutex mu;
+  absl::CondVar cv;
+  std::vector<std::unique_ptr<RankStream>> streams;  // empty until the first Submit
+  struct Pending {
+    uint64_t step_id = 0;
+    absl::Time deadline;
+  };
+  std::deque<Pending> in_flight;
   std::unique_ptr<comm::RendezvousServer> rendezvous;
   fs::path work_dir;
   std::vector<std::unique_ptr<pb::Worker::Stub>> stubs;
@@ -203,73 +222,137 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
 }
 
 absl::StatusOr<pb::StepResponse> LocalCluster::Step(pb::StepRequest request) {
+  if (!impl_->in_flight.empty()) {
+    return absl::FailedPreconditionError("Step while plans submitted with Submit are in flight");
+  }
+  RETURN_IF_ERROR(Submit(std::move(request)));
+  return Await();
+}
+
+int LocalCluster::in_flight() const { return static_cast<int>(impl_->in_flight.size()); }
+
+absl::Status LocalCluster::Submit(pb::StepRequest request) {
   if (failed_) return absl::FailedPreconditionError("the cluster failed earlier");
   Impl& impl = *impl_;
   const int world = world_size();
-  request.set_step_id(next_step_id_++);
-  std::vector<grpc::Status> statuses(world);
-  std::vector<pb::StepResponse> responses(world);
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts(world);
-  std::vector<std::atomic<bool>> finished(world);
-  absl::Mutex mu;
-  absl::CondVar cv;
-  const absl::Time deadline = absl::Now() + impl.options.step_timeout;
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    contexts[r] = std::make_unique<grpc::ClientContext>();
-    contexts[r]->set_deadline(absl::ToChronoTime(deadline));
-    finished[r] = false;
-    threads.emplace_back([&, r] {
-      statuses[r] = impl.stubs[r]->Step(contexts[r].get(), request, &responses[r]);
-      absl::MutexLock lock(&mu);
-      finished[r] = true;
-      cv.Signal();
-    });
-  }
-  // A rank that exits, or answers with an error, fails the step at once. Peers of a dead rank
-  // usually report first; the root cause is the dead rank, so look for one for up to 300 ms
-  // before blaming the rank that answered.
-  const auto first_error = [&]() -> absl::Status {
+  if (impl.streams.empty()) {
     for (int r = 0; r < world; ++r) {
-      if (finished[r].load() && !statuses[r].ok()) {
-        return core::Annotate(FromGrpc(statuses[r]), absl::StrCat("worker rank ", r));
+      auto rs = std::make_unique<RankStream>();
+      rs->context = std::make_unique<grpc::ClientContext>();
+      rs->stream = impl.stubs[r]->StepStream(rs->context.get());
+      RankStream* raw = rs.get();
+      rs->reader = std::thread([&impl, raw] {
+        pb::StepResponse answer;
+        while (raw->stream->Read(&answer)) {
+          absl::MutexLock lock(&impl.mu);
+          raw->answers.push_back(std::move(answer));
+          impl.cv.SignalAll();
+        }
+        grpc::Status status = raw->stream->Finish();
+        absl::MutexLock lock(&impl.mu);
+        raw->ended = true;
+        raw->status = std::move(status);
+        impl.cv.SignalAll();
+      });
+      impl.streams.push_back(std::move(rs));
+    }
+  }
+  request.set_step_id(next_step_id_++);
+  // A failed write means the stream closed; its reader reports why, and Await fails the step.
+  for (int r = 0; r < world; ++r) (void)impl.streams[r]->stream->Write(request);
+  impl.in_flight.push_back({request.step_id(), absl::Now() + impl.options.step_timeout});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<pb::StepResponse> LocalCluster::Await() {
+  if (failed_) return absl::FailedPreconditionError("the cluster failed earlier");
+  Impl& impl = *impl_;
+  if (impl.in_flight.empty()) return absl::FailedPreconditionError("no step is in flight");
+  const int world = world_size();
+  const Impl::Pending step = impl.in_flight.front();
+  // A rank whose stream closed without answering this step failed it.
+  const auto first_error = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) -> absl::Status {
+    for (int r = 0; r < world; ++r) {
+      const RankStream& rs = *impl.streams[r];
+      if (rs.answers.empty() && rs.ended) {
+        absl::Status s = FromGrpc(rs.status);
+        if (s.ok()) s = absl::UnavailableError("its step stream closed");
+        return core::Annotate(s, absl::StrCat("worker rank ", r, " (step ", step.step_id, ")"));
       }
     }
     return absl::OkStatus();
   };
   absl::Status failure;
   while (true) {
+    failure = ReapDead(step.step_id);
     bool all = true;
-    for (int r = 0; r < world; ++r) all = all && finished[r].load();
-    failure = ReapDead(request.step_id());
-    if (failure.ok()) failure = first_error();
+    {
+      absl::MutexLock lock(&impl.mu);
+      if (failure.ok()) failure = first_error();
+      for (int r = 0; r < world; ++r) all = all && !impl.streams[r]->answers.empty();
+      if (failure.ok() && !all) {
+        // Wake on any answer, or every 5 ms to watch the processes.
+        impl.cv.WaitWithTimeout(&impl.mu, absl::Milliseconds(5));
+        continue;
+      }
+    }
     if (failure.ok() && all) break;
-    if (!failure.ok()) {
+    if (failure.ok() && absl::Now() > step.deadline) {
+      failure = absl::DeadlineExceededError(
+          absl::StrCat("step ", step.step_id, " was not answered within ",
+                       absl::FormatDuration(impl.options.step_timeout)));
+    }
+    if (!failure.ok()) break;
+  }
+  if (!failure.ok()) {
+    // Peers of a dead rank usually report first; the root cause is the dead rank, so look for one
+    // for up to 300 ms before blaming the rank that answered (not for a rejected plan).
+    if (failure.code() != absl::StatusCode::kInvalidArgument) {
       for (int i = 0; i < 60; ++i) {
-        absl::Status death = ReapDead(request.step_id());
+        absl::Status death = ReapDead(step.step_id);
         if (!death.ok()) {
           failure = death;
           break;
         }
-        if (failure.code() == absl::StatusCode::kInvalidArgument) break;  // a rejected plan
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
-      for (auto& c : contexts) c->TryCancel();
-      break;
     }
-    // Wake on any answer, or every 5 ms to watch the processes.
-    absl::MutexLock lock(&mu);
-    bool now_all = true;
-    for (int r = 0; r < world; ++r) now_all = now_all && finished[r].load();
-    if (!now_all) cv.WaitWithTimeout(&mu, absl::Milliseconds(5));
-  }
-  for (auto& t : threads) t.join();
-  if (!failure.ok()) {
-    // A rejected plan (INVALID_ARGUMENT from validation on every rank) leaves the replica usable.
-    if (failure.code() != absl::StatusCode::kInvalidArgument) failed_ = true;
+    const bool only_step = impl.in_flight.size() == 1;
+    CloseStreams();
+    impl.in_flight.clear();
+    // A rejected plan (INVALID_ARGUMENT from validation) leaves the replica usable: the next
+    // Submit opens new streams. Anything else, or plans lost behind it, breaks the cluster.
+    if (failure.code() != absl::StatusCode::kInvalidArgument || !only_step) failed_ = true;
     return failure;
   }
-  return std::move(responses[answering_rank_]);
+  impl.in_flight.pop_front();
+  std::vector<pb::StepResponse> answers(world);
+  {
+    absl::MutexLock lock(&impl.mu);
+    for (int r = 0; r < world; ++r) {
+      answers[r] = std::move(impl.streams[r]->answers.front());
+      impl.streams[r]->answers.pop_front();
+    }
+  }
+  for (int r = 0; r < world; ++r) {
+    if (answers[r].step_id() != step.step_id) {
+      failed_ = true;
+      CloseStreams();
+      return absl::InternalError(absl::StrCat("worker rank ", r, " answered step ",
+                                              answers[r].step_id(), " when step ", step.step_id,
+                                              " was expected"));
+    }
+  }
+  return std::move(answers[answering_rank_]);
+}
+
+void LocalCluster::CloseStreams() {
+  Impl& impl = *impl_;
+  for (auto& rs : impl.streams) rs->context->TryCancel();
+  for (auto& rs : impl.streams) {
+    if (rs->reader.joinable()) rs->reader.join();
+  }
+  impl.streams.clear();
 }
 
 absl::Status LocalCluster::ReapDead(uint64_t step_id) {
@@ -303,6 +386,7 @@ absl::Status LocalCluster::Release(const std::vector<int32_t>& slots) {
 
 void LocalCluster::Teardown() {
   if (!impl_) return;
+  CloseStreams();
   Impl& impl = *impl_;
   for (size_t r = 0; r < impl.stubs.size(); ++r) {
     if (impl.reaped[r]) continue;

@@ -6,12 +6,14 @@
 // new process group (and each with PR_SET_PDEATHSIG, so none outlives the launcher); waits for
 // their ports, then Loads every rank at once (they rendezvous with each other), everything within
 // start_timeout. Each rank's stderr goes to <work dir>/rank<r>.log.
-// Step sends the plan to every rank concurrently and returns the answer of TP rank 0 of the last
-// stage. While waiting it watches the processes: a rank that exits fails the step within
-// ~100 ms with an error naming the rank, its pid and how it ended; any rank's error status fails
-// it naming that rank; step_timeout bounds it. After a failure the cluster is unusable.
-// The destructor asks the workers to shut down, then SIGKILLs the process group and reaps every
-// child, so nothing is left behind. Not thread-safe.
+// Plans go to every rank over one StepStream per rank, in order; each worker executes them in
+// stream order, so with pipeline parallelism Submit can keep one plan per stage in flight (stage 0
+// starts the next micro-batch while stage 1 runs the previous one). Await returns the answer of TP
+// rank 0 of the last stage to the oldest plan; Step is Submit + Await. While waiting it watches the
+// processes: a rank that exits fails the step within ~100 ms with an error naming the rank, its pid
+// and how it ended; any rank's error status fails it naming that rank; step_timeout bounds it.
+// After a failure the cluster is unusable. The destructor asks the workers to shut down, then
+// SIGKILLs the process group and reaps every child, so nothing is left behind. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -49,6 +51,11 @@ class LocalCluster {
 
   [[nodiscard]] absl::StatusOr<::tandem::worker::v1::StepResponse> Step(
       ::tandem::worker::v1::StepRequest request);
+  // Sends a plan to every rank (its step_id is assigned here) without waiting for the answer.
+  [[nodiscard]] absl::Status Submit(::tandem::worker::v1::StepRequest request);
+  // The answer to the oldest plan in flight (FAILED_PRECONDITION when none is).
+  [[nodiscard]] absl::StatusOr<::tandem::worker::v1::StepResponse> Await();
+  int in_flight() const;
   [[nodiscard]] absl::Status Release(const std::vector<int32_t>& slots);
 
   int world_size() const { return static_cast<int>(pids_.size()); }
@@ -65,6 +72,7 @@ class LocalCluster {
  private:
   LocalCluster() = default;
   void Teardown();
+  void CloseStreams();
   // UNAVAILABLE naming the first rank whose process has exited (reaping it), else OK.
   absl::Status ReapDead(uint64_t step_id);
   std::unique_ptr<Impl> impl_;

@@ -65,20 +65,24 @@ absl::StatusOr<std::string> DefaultModelDir() {
 
 class ClusterExecutor : public coordinator::StepExecutor {
  public:
-  explicit ClusterExecutor(worker::LocalCluster* cluster) : cluster_(cluster) {}
-  absl::StatusOr<worker::v1::StepResponse> Step(worker::v1::StepRequest request) override {
-    return cluster_->Step(std::move(request));
+  ClusterExecutor(worker::LocalCluster* cluster, int max_in_flight)
+      : cluster_(cluster), max_in_flight_(max_in_flight) {}
+  int max_in_flight() const override { return max_in_flight_; }
+  absl::Status Submit(worker::v1::StepRequest request) override {
+    return cluster_->Submit(std::move(request));
   }
+  absl::StatusOr<worker::v1::StepResponse> Await() override { return cluster_->Await(); }
 
  private:
   worker::LocalCluster* cluster_;
+  int max_in_flight_;
 };
 
 absl::Status Run(const Args& args) {
   RETURN_IF_ERROR(
       args.CheckKnown({"model", "tp", "pp", "port", "host", "slots", "blocks", "block-size",
                        "max-tokens-per-step", "max-queued-requests", "max-queued-prompt-tokens",
-                       "max-new-tokens", "max-receive-bytes", "collective"}));
+                       "max-new-tokens", "max-receive-bytes", "collective", "micro-batches"}));
   // Block the shutdown signals before any thread starts; sigwait below takes them.
   sigset_t signals;
   sigemptyset(&signals);
@@ -104,6 +108,12 @@ absl::Status Run(const Args& args) {
   ASSIGN_OR_RETURN(int64_t max_new, args.GetInt("max-new-tokens", 4096));
   ASSIGN_OR_RETURN(int64_t max_receive, args.GetInt("max-receive-bytes", 4 << 20));
   if (tp < 1 || pp < 1) return absl::InvalidArgumentError("--tp and --pp must be >= 1");
+  // Plans in flight at once: one per pipeline stage keeps every stage busy.
+  ASSIGN_OR_RETURN(int64_t micro_batches, args.GetInt("micro-batches", pp));
+  if (micro_batches < 1 || micro_batches > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--micro-batches ", micro_batches, " is outside [1, 64]"));
+  }
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("--port ", port, " is outside [0, 65535]"));
   }
@@ -134,6 +144,7 @@ absl::Status Run(const Args& args) {
   eopts.scheduler.block_size = static_cast<int32_t>(std::max<int64_t>(block_size, 1));
   eopts.scheduler.max_tokens_per_step = std::min(max_step_tokens, step_tokens);
   eopts.scheduler.max_queued_requests = max_queued;
+  eopts.scheduler.micro_batches = static_cast<int32_t>(micro_batches);
   eopts.scheduler.max_queued_prompt_tokens = max_queued_tokens;
   eopts.limits.vocab_size = caps.vocab_size();
   eopts.limits.max_context = std::min<int64_t>(
@@ -144,7 +155,7 @@ absl::Status Run(const Args& args) {
   eopts.limits.max_prompt_text_bytes = max_receive;
   eopts.eos_token_id = caps.eos_token_id();
 
-  ClusterExecutor executor(cluster.get());
+  ClusterExecutor executor(cluster.get(), static_cast<int>(micro_batches));
   std::shared_ptr<const tokenizer::Tokenizer> shared_tok(std::move(tok));
   auto engine = std::make_unique<coordinator::Engine>(eopts, shared_tok, &executor);
   coordinator::ModelDescription desc;
@@ -177,7 +188,8 @@ absl::Status Run(const Args& args) {
 TANDEM_COMMAND(kName, "serve the tandem.v1 gRPC API (coordinator + local worker processes)",
                "[--model DIR] [--tp N] [--pp M] [--port P] [--host H] [--slots N] [--blocks N] "
                "[--block-size N] [--max-tokens-per-step N] [--max-queued-requests N] "
-               "[--max-queued-prompt-tokens N] [--max-new-tokens N] [--max-receive-bytes N]\n\n"
+               "[--max-queued-prompt-tokens N] [--max-new-tokens N] [--max-receive-bytes N] "
+               "[--micro-batches N (default pp)] [--collective gloo|ucx]\n\n"
                "Without --model: the built-in tiny model (tp=2, pp=2 by default).",
                {}, [](const Args& args) {
                  absl::Status s = Run(args);
