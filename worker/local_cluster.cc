@@ -99,10 +99,21 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   char tmpl[] = "/tmp/tandem-cluster-XXXXXX";
   if (!mkdtemp(tmpl)) return absl::InternalError("mkdtemp failed");
   impl.work_dir = tmpl;
-  ASSIGN_OR_RETURN(impl.rendezvous, comm::RendezvousServer::Start("127.0.0.1", 0));
+  cluster->world_ = world;
+  const bool remote = !options.worker_addresses.empty();
+  if (remote && static_cast<int>(options.worker_addresses.size()) != world) {
+    return absl::InvalidArgumentError(absl::StrCat("workers: ", options.worker_addresses.size(),
+                                                   " addresses for tp=", options.tp,
+                                                   " x pp=", options.pp, " = ", world, " ranks"));
+  }
+  ASSIGN_OR_RETURN(impl.rendezvous, comm::RendezvousServer::Start(options.rendezvous_bind, 0));
+  const std::string rendezvous_address =
+      options.rendezvous_host.empty()
+          ? impl.rendezvous->address()
+          : absl::StrCat(options.rendezvous_host, ":", impl.rendezvous->port());
 
   const std::string parent = std::to_string(getpid());
-  for (int r = 0; r < world; ++r) {
+  for (int r = 0; r < world && !remote; ++r) {
     const std::string port_file = (impl.work_dir / absl::StrCat("rank", r, ".port")).string();
     const std::string log_file = (impl.work_dir / absl::StrCat("rank", r, ".log")).string();
     std::vector<std::string> args = {binary,        "worker",  "--listen",     "127.0.0.1:0",
@@ -134,7 +145,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
 
   const absl::Time deadline = absl::Now() + options.start_timeout;
   const auto dead_rank = [&]() -> absl::Status {
-    for (int r = 0; r < world; ++r) {
+    for (int r = 0; r < static_cast<int>(cluster->pids_.size()); ++r) {
       int status = 0;
       if (!impl.reaped[r] && waitpid(cluster->pids_[r], &status, WNOHANG) == cluster->pids_[r]) {
         impl.reaped[r] = true;
@@ -148,7 +159,32 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     }
     return absl::OkStatus();
   };
-  for (int r = 0; r < world; ++r) {
+  std::vector<std::string> hosts(world, "");
+  for (int r = 0; r < world && remote; ++r) {
+    const std::string& a = options.worker_addresses[r];
+    const auto colon = a.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == a.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("workers[", r, "]: '", a, "' is not host:port"));
+    }
+    hosts[r] = a.substr(0, colon);
+    grpc::ChannelArguments ch;
+    ch.SetMaxReceiveMessageSize(256 << 20);
+    ch.SetMaxSendMessageSize(256 << 20);
+    cluster->addresses_.push_back(a);
+    impl.stubs.push_back(
+        pb::Worker::NewStub(grpc::CreateCustomChannel(a, grpc::InsecureChannelCredentials(), ch)));
+    // Wait (within start_timeout) until the worker answers.
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(deadline));
+    ctx.set_wait_for_ready(true);
+    pb::InfoResponse info;
+    const grpc::Status s = impl.stubs.back()->Info(&ctx, pb::InfoRequest(), &info);
+    if (!s.ok()) {
+      return core::Annotate(FromGrpc(s), absl::StrCat("worker rank ", r, " at ", a));
+    }
+  }
+  for (int r = 0; r < world && !remote; ++r) {
     const fs::path port_file = impl.work_dir / absl::StrCat("rank", r, ".port");
     int port = 0;
     while (true) {
@@ -183,7 +219,8 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     req.set_pp(options.pp);
     req.set_rank(r);
     for (int64_t n : options.stage_layers) req.add_stage_layers(n);
-    req.set_rendezvous(impl.rendezvous->address());
+    req.set_rendezvous(rendezvous_address);
+    if (!hosts[r].empty() && hosts[r] != "localhost") req.set_advertise_host(hosts[r]);
     req.set_rendezvous_prefix("local");
     req.mutable_capacity()->set_num_slots(options.num_slots);
     req.mutable_capacity()->set_num_blocks(options.num_blocks);
@@ -357,7 +394,7 @@ void LocalCluster::CloseStreams() {
 
 absl::Status LocalCluster::ReapDead(uint64_t step_id) {
   Impl& impl = *impl_;
-  for (int r = 0; r < world_size(); ++r) {
+  for (int r = 0; r < static_cast<int>(pids_.size()); ++r) {
     int status = 0;
     if (!impl.reaped[r] && waitpid(pids_[r], &status, WNOHANG) == pids_[r]) {
       impl.reaped[r] = true;
@@ -389,7 +426,7 @@ void LocalCluster::Teardown() {
   CloseStreams();
   Impl& impl = *impl_;
   for (size_t r = 0; r < impl.stubs.size(); ++r) {
-    if (impl.reaped[r]) continue;
+    if (r < impl.reaped.size() && impl.reaped[r]) continue;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
     pb::ShutdownResponse resp;

@@ -41,6 +41,13 @@ struct LocalClusterOptions {
   absl::Duration start_timeout = absl::Seconds(60);
   absl::Duration step_timeout = absl::Seconds(60);
   absl::Duration comm_timeout = absl::Seconds(30);
+  // Workers on other hosts: "host:port" of an already running `tandem worker --listen` per rank,
+  // in rank order (tp * pp of them). Empty: launch tp * pp local worker processes.
+  std::vector<std::string> worker_addresses;
+  // Where the rendezvous store listens, and the host the workers reach it at (remote workers
+  // need an address of this machine that they can route to).
+  std::string rendezvous_bind = "127.0.0.1";
+  std::string rendezvous_host;  // empty: rendezvous_bind
 };
 
 class LocalCluster {
@@ -58,7 +65,9 @@ class LocalCluster {
   int in_flight() const;
   [[nodiscard]] absl::Status Release(const std::vector<int32_t>& slots);
 
-  int world_size() const { return static_cast<int>(pids_.size()); }
+  int world_size() const { return world_; }
+  // Whether the workers are this process's children (false: joined by address).
+  bool local() const { return !pids_.empty(); }
   // Info of every rank, as of Load.
   const std::vector<::tandem::worker::v1::InfoResponse>& infos() const { return infos_; }
   const std::vector<int>& pids() const { return pids_; }
@@ -79,6 +88,7 @@ class LocalCluster {
   std::vector<int> pids_;
   std::vector<std::string> addresses_;
   int pgid_ = 0;
+  int world_ = 0;
   std::vector<::tandem::worker::v1::InfoResponse> infos_;
   uint64_t next_step_id_ = 1;
   int answering_rank_ = 0;

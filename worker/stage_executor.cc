@@ -100,6 +100,7 @@ absl::StatusOr<std::unique_ptr<StageExecutor>> StageExecutor::Create(const pb::L
     if (ex->collective_ == "gloo") {
 #ifdef TANDEM_WORKER_HAVE_GLOO
       comm::GlooOptions o;
+      if (!req.advertise_host().empty()) o.hostname = req.advertise_host();
       o.rank = shard.tp_rank;
       o.size = parallel.tp;
       o.store = store.get();

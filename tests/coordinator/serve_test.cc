@@ -64,8 +64,9 @@ class ServeProcess {
       std::stringstream ss;
       ss << in.rdbuf();
       const std::string text = ss.str();
-      const auto at = text.find("listening on 127.0.0.1:");
-      if (at != std::string::npos) port_ = std::atoi(text.c_str() + at + 23);
+      const auto at = text.find("listening on ");
+      const auto colon = at == std::string::npos ? at : text.find(':', at);
+      if (colon != std::string::npos) port_ = std::atoi(text.c_str() + colon + 1);
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = 0;
@@ -637,6 +638,116 @@ TEST(ServeLayoutsTest, SeededSamplingIsTheSameOnEveryLayout) {
   for (auto& r : other) r.mutable_sampling()->set_seed(r.sampling().seed() + 1);
   const std::vector<Result> reseeded = RunOnLayout(other, 1, 1, f32_dir);
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_NE(reseeded[i].ids, f32_1x1[i].ids) << i;
+}
+
+// A `tandem worker --listen` process started on its own (as on another host), killed and reaped
+// at the end.
+class WorkerProcess {
+ public:
+  WorkerProcess() {
+    static int instances = 0;
+    port_file_ = ::testing::TempDir() + "/worker_" + std::to_string(getpid()) + "_" +
+                 std::to_string(instances++) + ".port";
+    std::remove(port_file_.c_str());
+    std::vector<std::string> argv = {std::string(TANDEM_BINARY_DIR) + "/bin/tandem",
+                                     "worker",
+                                     "--listen",
+                                     "0.0.0.0:0",
+                                     "--port-file",
+                                     port_file_};
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    setpgid(pid_, pid_);
+    const auto until = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < until && port_ == 0) {
+      std::ifstream in(port_file_);
+      in >> port_;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~WorkerProcess() {
+    kill(-pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    std::remove(port_file_.c_str());
+  }
+  int port() const { return port_; }
+
+ private:
+  pid_t pid_ = 0;
+  int port_ = 0;
+  std::string port_file_;
+};
+
+TEST(ServeRemoteWorkersTest, WorkersStartedElsewhereJoinByAddress) {
+  std::vector<std::unique_ptr<WorkerProcess>> workers;
+  std::string addresses;
+  for (int r = 0; r < 4; ++r) {
+    workers.push_back(std::make_unique<WorkerProcess>());
+    ASSERT_NE(workers.back()->port(), 0) << "worker " << r << " did not start";
+    addresses +=
+        (r ? "," : "") + std::string("127.0.0.1:") + std::to_string(workers.back()->port());
+  }
+  std::mt19937 rng(std::random_device{}());
+  std::vector<v1::GenerateRequest> reqs;
+  for (int i = 0; i < 4; ++i) {
+    std::vector<int32_t> prompt(1 + rng() % 30);
+    for (auto& t : prompt) t = static_cast<int32_t>(rng() % 4096);
+    reqs.push_back(Tokens(prompt, 12));
+  }
+  const auto run = [&](const std::vector<std::string>& args) {
+    ServeProcess server(args);
+    std::vector<Result> results(reqs.size());
+    EXPECT_NE(server.port(), 0);
+    if (server.port() == 0) return results;
+    auto stub = v1::Tandem::NewStub(
+        ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials()));
+    EXPECT_EQ(Info(*stub).tp(), 2);
+    EXPECT_EQ(Info(*stub).pp(), 2);
+    for (size_t i = 0; i < reqs.size(); ++i) results[i] = Stream(*stub, reqs[i]);
+    return results;
+  };
+  const std::vector<Result> joined =
+      run({"--model", F32Model(), "--tp", "2", "--pp", "2", "--workers", addresses, "--host",
+           "0.0.0.0", "--rendezvous-host", "127.0.0.1"});
+  const std::vector<Result> local = run({"--model", F32Model(), "--tp", "2", "--pp", "2"});
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    ASSERT_TRUE(joined[i].status.ok()) << joined[i].status.error_message();
+    EXPECT_EQ(joined[i].ids, local[i].ids) << i;
+    EXPECT_EQ(joined[i].ids.size(), 12u);
+  }
+}
+
+TEST(ServeRemoteWorkersTest, BadWorkerListsFailWithAReason) {
+  // The wrong number of addresses, and an address where nothing listens.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--tp", "2", "--pp", "1", "--workers", "127.0.0.1:1"}, "--workers: 1 addresses"},
+      {{"--tp", "1", "--pp", "1", "--workers", "127.0.0.1"}, "is not host:port"},
+      {{"--tp", "1", "--pp", "1", "--workers", "127.0.0.1:1", "--start-timeout", "2"},
+       "worker rank 0 at 127.0.0.1:1"}};
+  for (const auto& [args, expected] : cases) {
+    std::string cmd = std::string(TANDEM_BINARY_DIR) + "/bin/tandem serve --port 0";
+    for (const auto& a : args) cmd += " " + a;
+    cmd += " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[512];
+    while (fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    const int rc = pclose(p);
+    EXPECT_NE(rc, 0) << out;
+    EXPECT_NE(out.find(expected), std::string::npos) << out;
+  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "coordinator/engine.h"
 #include "coordinator/service.h"
 #include "core/status.h"
@@ -79,10 +80,10 @@ class ClusterExecutor : public coordinator::StepExecutor {
 };
 
 absl::Status Run(const Args& args) {
-  RETURN_IF_ERROR(
-      args.CheckKnown({"model", "tp", "pp", "port", "host", "slots", "blocks", "block-size",
-                       "max-tokens-per-step", "max-queued-requests", "max-queued-prompt-tokens",
-                       "max-new-tokens", "max-receive-bytes", "collective", "micro-batches"}));
+  RETURN_IF_ERROR(args.CheckKnown(
+      {"model", "tp", "pp", "port", "host", "slots", "blocks", "block-size", "max-tokens-per-step",
+       "max-queued-requests", "max-queued-prompt-tokens", "max-new-tokens", "max-receive-bytes",
+       "collective", "micro-batches", "workers", "rendezvous-host", "start-timeout"}));
   // Block the shutdown signals before any thread starts; sigwait below takes them.
   sigset_t signals;
   sigemptyset(&signals);
@@ -120,6 +121,32 @@ absl::Status Run(const Args& args) {
   copts.tp = static_cast<int>(tp);
   copts.pp = static_cast<int>(pp);
   copts.collective = args.GetOr("collective", "gloo");
+  ASSIGN_OR_RETURN(int64_t start_timeout, args.GetInt("start-timeout", 60));
+  if (start_timeout < 1)
+    return absl::InvalidArgumentError("--start-timeout must be >= 1 (seconds)");
+  copts.start_timeout = absl::Seconds(start_timeout);
+  // Workers on other hosts: `tandem worker --listen 0.0.0.0:PORT` on each, joined by address in
+  // rank order. They reach this process's rendezvous store at --rendezvous-host.
+  if (auto w = args.Get("workers")) {
+    for (absl::string_view a : absl::StrSplit(*w, ',', absl::SkipEmpty())) {
+      copts.worker_addresses.emplace_back(a);
+    }
+    if (static_cast<int64_t>(copts.worker_addresses.size()) != tp * pp) {
+      return absl::InvalidArgumentError(absl::StrCat("--workers: ", copts.worker_addresses.size(),
+                                                     " addresses for tp=", tp, " x pp=", pp, " = ",
+                                                     tp * pp, " ranks"));
+    }
+    const std::string host = args.GetOr("host", "127.0.0.1");
+    copts.rendezvous_bind = host;
+    copts.rendezvous_host = args.GetOr("rendezvous-host", host);
+    if (copts.rendezvous_host == "0.0.0.0" || copts.rendezvous_host == "::") {
+      return absl::InvalidArgumentError(
+          "--rendezvous-host: the workers need an address of this machine they can reach (--host "
+          "is a wildcard)");
+    }
+  } else if (args.Has("rendezvous-host")) {
+    return absl::InvalidArgumentError("--rendezvous-host applies only with --workers");
+  }
 
   ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,
                    tokenizer::Tokenizer::FromFile(copts.model_dir + "/tokenizer.json"));
@@ -189,8 +216,12 @@ TANDEM_COMMAND(kName, "serve the tandem.v1 gRPC API (coordinator + local worker 
                "[--model DIR] [--tp N] [--pp M] [--port P] [--host H] [--slots N] [--blocks N] "
                "[--block-size N] [--max-tokens-per-step N] [--max-queued-requests N] "
                "[--max-queued-prompt-tokens N] [--max-new-tokens N] [--max-receive-bytes N] "
-               "[--micro-batches N (default pp)] [--collective gloo|ucx]\n\n"
-               "Without --model: the built-in tiny model (tp=2, pp=2 by default).",
+               "[--micro-batches N (default pp)] [--collective gloo|ucx] "
+               "[--workers HOST:PORT,... [--rendezvous-host H]] [--start-timeout SECONDS]\n\n"
+               "Without --model: the built-in tiny model (tp=2, pp=2 by default). Without "
+               "--workers, tp * pp worker processes start on this machine; with it, the "
+               "coordinator joins `tandem worker --listen` processes already running elsewhere "
+               "(rank order; they must see the same --model path).",
                {}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);
