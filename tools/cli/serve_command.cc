@@ -120,7 +120,7 @@ absl::Status Run(const Args& args) {
   }
   copts.tp = static_cast<int>(tp);
   copts.pp = static_cast<int>(pp);
-  copts.collective = args.GetOr("collective", "ucx");
+  copts.collective = args.GetOr("collective", "gloo");
   ASSIGN_OR_RETURN(int64_t start_timeout, args.GetInt("start-timeout", 60));
   if (start_timeout < 1)
     return absl::InvalidArgumentError("--start-timeout must be >= 1 (seconds)");
