@@ -613,6 +613,12 @@ int Main(int argc, char** argv) {
   std::string ignored;
   const auto before = ModelInfo(*stub, ignored);
 
+  // The machine may be shared: record how busy it was before the measured run.
+  std::string loadavg;
+  {
+    std::ifstream in("/proc/loadavg");
+    std::getline(in, loadavg);
+  }
   std::vector<Outcome> outcomes(static_cast<size_t>(c.requests));
   const auto t0 = Clock::now();
   if (c.concurrency > 0) {
@@ -724,7 +730,8 @@ int Main(int argc, char** argv) {
     uname(&u);
     j << "  \"machine\": {\"cpu_model\": " << JsonString(tandem::bench::CpuModel())
       << ", \"nproc\": " << std::thread::hardware_concurrency()
-      << ", \"kernel\": " << JsonString(std::string(u.sysname) + " " + u.release) << "},\n";
+      << ", \"kernel\": " << JsonString(std::string(u.sysname) + " " + u.release)
+      << ", \"loadavg_before\": " << JsonString(loadavg) << "},\n";
     j << "  \"config\": {\"server\": " << JsonString(c.server.empty() ? server.command() : c.server)
       << ", \"mode\": " << JsonString(c.concurrency > 0 ? "closed" : "open")
       << ", \"concurrency\": " << c.concurrency << ", \"rate\": " << Num(c.rate)
