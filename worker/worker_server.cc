@@ -15,6 +15,7 @@
 #include "core/logging.h"
 #include "core/status.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "tandem/worker/v1/worker.grpc.pb.h"
 #include "worker/stage_executor.h"
 
@@ -43,7 +44,10 @@ class WorkerService final : public pb::Worker::Service {
                     pb::LoadResponse* out) override {
     absl::MutexLock lock(&mu_);
     if (executor_) {
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this worker is already loaded");
+      // A new coordinator (the previous one restarted without shutting this worker down) takes
+      // the worker over: drop the old shard and its communicators, then load afresh.
+      TANDEM_LOG(WARNING) << "Load while loaded: dropping the previous shard for a new coordinator";
+      executor_.reset();
     }
     state_ = pb::WORKER_STATE_LOADING;
     auto ex = StageExecutor::Create(*req);
@@ -177,6 +181,9 @@ absl::Status WritePortFile(const std::string& path, int port) {
 
 absl::Status RunWorkerServer(const WorkerServerOptions& options) {
   WorkerService service;
+  // The standard grpc.health.v1 service too (SERVING while the process answers), so
+  // orchestrators can probe workers with stock gRPC health checks.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);

@@ -728,6 +728,32 @@ TEST(ServeRemoteWorkersTest, WorkersStartedElsewhereJoinByAddress) {
   }
 }
 
+TEST(ServeRemoteWorkersTest, ANewCoordinatorTakesOverTheWorkersOfOneThatDied) {
+  WorkerProcess worker;
+  ASSERT_NE(worker.port(), 0);
+  const std::vector<std::string> args = {
+      "--model", F32Model(), "--tp",      "1",
+      "--pp",    "1",        "--workers", "127.0.0.1:" + std::to_string(worker.port())};
+  std::vector<int32_t> first;
+  {
+    ServeProcess server(args);
+    ASSERT_NE(server.port(), 0);
+    auto stub = v1::Tandem::NewStub(
+        ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials()));
+    const Result r = Stream(*stub, Tokens({11, 12, 13}, 8));
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    first = r.ids;
+    kill(server.pid(), SIGKILL);  // dies without telling the worker
+  }
+  ServeProcess again(args);
+  ASSERT_NE(again.port(), 0) << "the loaded worker refused the new coordinator";
+  auto stub = v1::Tandem::NewStub(
+      ::grpc::CreateChannel(again.address(), ::grpc::InsecureChannelCredentials()));
+  const Result r = Stream(*stub, Tokens({11, 12, 13}, 8));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_EQ(r.ids, first);
+}
+
 TEST(ServeRemoteWorkersTest, BadWorkerListsFailWithAReason) {
   // The wrong number of addresses, and an address where nothing listens.
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
