@@ -225,9 +225,11 @@ std::string ParseFlags(int argc, char** argv, Config& c) {
 // ---- The served process ----------------------------------------------------------------------
 
 volatile sig_atomic_t g_server_pgid = 0;
+char g_server_output[64] = {};  // the server's output file, removed by OnSignal too
 
 void OnSignal(int sig) {
   if (g_server_pgid > 0) kill(-g_server_pgid, SIGKILL);
+  if (g_server_output[0] != '\0') unlink(g_server_output);
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -248,6 +250,7 @@ class ServeProcess {
     if (fd < 0) return std::string("mkstemp: ") + std::strerror(errno);
     close(fd);
     out_path_ = tmpl;
+    std::snprintf(g_server_output, sizeof(g_server_output), "%s", tmpl);
     std::vector<std::string> argv = {c.tandem, "serve", "--port", "0"};
     std::istringstream extra(c.serve_args);
     for (std::string a; extra >> a;) argv.push_back(a);
@@ -305,6 +308,7 @@ class ServeProcess {
       g_server_pgid = 0;
     }
     if (!out_path_.empty()) {
+      g_server_output[0] = '\0';
       std::remove(out_path_.c_str());
       out_path_.clear();
     }
