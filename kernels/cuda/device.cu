@@ -33,6 +33,8 @@ absl::StatusOr<DeviceInfo> GetDeviceInfo(int ordinal) {
   return info;
 }
 
+absl::Status SetDevice(int ordinal) { return CudaError(cudaSetDevice(ordinal), "cudaSetDevice"); }
+
 absl::StatusOr<void*> Malloc(size_t bytes) {
   void* ptr = nullptr;
   const absl::Status st = CudaError(cudaMalloc(&ptr, bytes == 0 ? 1 : bytes), "cudaMalloc");
@@ -64,6 +66,28 @@ absl::Status Memset(void* ptr, int byte, size_t bytes, void* stream) {
 absl::Status Synchronize(void* stream) {
   return CudaError(cudaStreamSynchronize(AsStream(stream)), "cudaStreamSynchronize");
 }
+
+absl::Status CopyToDeviceAsync(void* dst, const void* src, size_t bytes, void* stream) {
+  if (bytes == 0) return absl::OkStatus();
+  return CudaError(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, AsStream(stream)),
+                   "async H2D copy");
+}
+
+absl::Status CopyToHostAsync(void* dst, const void* src, size_t bytes, void* stream) {
+  if (bytes == 0) return absl::OkStatus();
+  return CudaError(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, AsStream(stream)),
+                   "async D2H copy");
+}
+
+absl::StatusOr<void*> MallocHost(size_t bytes) {
+  void* ptr = nullptr;
+  const absl::Status st =
+      CudaError(cudaMallocHost(&ptr, bytes == 0 ? 1 : bytes), "cudaMallocHost");
+  if (!st.ok()) return st;
+  return ptr;
+}
+
+absl::Status FreeHost(void* ptr) { return CudaError(cudaFreeHost(ptr), "cudaFreeHost"); }
 
 absl::StatusOr<void*> CreateStream() {
   cudaStream_t s = nullptr;

@@ -27,6 +27,8 @@ struct DeviceInfo {
 // Number of usable devices; an error (with the driver's message) when the runtime cannot start.
 absl::StatusOr<int> DeviceCount();
 absl::StatusOr<DeviceInfo> GetDeviceInfo(int ordinal);
+// Makes `ordinal` the calling thread's current device (cudaSetDevice).
+absl::Status SetDevice(int ordinal);
 
 // Thin, checked wrappers used by tests, benchmarks and the backend.
 absl::StatusOr<void*> Malloc(size_t bytes);
@@ -36,6 +38,13 @@ absl::Status CopyToHost(void* dst, const void* src, size_t bytes, void* stream =
 // Sets every byte of [ptr, ptr + bytes) to `byte` (0xFF makes float and bf16 NaN: poison).
 absl::Status Memset(void* ptr, int byte, size_t bytes, void* stream = nullptr);
 absl::Status Synchronize(void* stream = nullptr);
+// Enqueue-only copies (no synchronisation; the model backend syncs once per step). `host` should
+// be pinned (MallocHost) for the copy to be truly asynchronous.
+absl::Status CopyToDeviceAsync(void* dst, const void* src, size_t bytes, void* stream);
+absl::Status CopyToHostAsync(void* dst, const void* src, size_t bytes, void* stream);
+// Page-locked host memory (cudaMallocHost / cudaFreeHost).
+absl::StatusOr<void*> MallocHost(size_t bytes);
+absl::Status FreeHost(void* ptr);
 absl::StatusOr<void*> CreateStream();
 absl::Status DestroyStream(void* stream);
 
