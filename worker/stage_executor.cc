@@ -251,11 +251,54 @@ absl::StatusOr<pb::StepResponse> StageExecutor::Execute(const pb::StepRequest& r
 
 absl::Status StageExecutor::Sample(const pb::StepRequest& req, const model::StepLogits& local,
                                    pb::StepResponse* response) {
+  // Every last-stage rank keeps the slots' token history (penalties are applied to each rank's own
+  // vocabulary slice).
+  for (int i = 0; i < req.sequences_size(); ++i) {
+    const pb::SequenceStep& seq = req.sequences(i);
+    History& hist = history_[seq.slot()];
+    if (seq.start_pos() == 0) hist = History{};
+    for (int j = 0; j < seq.token_ids_size(); ++j) {
+      (seq.start_pos() + j < seq.prompt_len() ? hist.prompt : hist.output)
+          .push_back(seq.token_ids(j));
+    }
+  }
+  bool wants_all = false;
+  for (const pb::SequenceStep& seq : req.sequences()) {
+    wants_all = wants_all || seq.logits() == pb::LOGITS_ALL;
+  }
+  // All-position logits are returned whole; otherwise each TP rank reduces its own vocabulary
+  // slice and only per-row summaries travel between ranks.
+  if (plan_.parallel().tp > 1 && !wants_all) return SampleSharded(req, local, response);
+  return SampleGathered(req, local, response);
+}
+
+namespace {
+
+kernels::cpu::SamplingParams ToKernelParams(const pb::SequenceStep& seq) {
+  const pb::SamplingParams& sp = seq.sampling();
+  kernels::cpu::SamplingParams p;
+  p.temperature = sp.temperature();
+  p.top_k = sp.top_k();
+  p.top_p = sp.top_p() > 0 ? sp.top_p() : 1.0f;
+  p.min_p = sp.min_p();
+  p.repetition_penalty = sp.repetition_penalty() > 0 ? sp.repetition_penalty() : 1.0f;
+  p.presence_penalty = sp.presence_penalty();
+  p.frequency_penalty = sp.frequency_penalty();
+  p.seed = sp.seed();
+  p.position = seq.start_pos() + seq.token_ids_size();
+  return p;
+}
+
+}  // namespace
+
+absl::Status StageExecutor::SampleGathered(const pb::StepRequest& req,
+                                           const model::StepLogits& local,
+                                           pb::StepResponse* response) {
   const int tp = plan_.parallel().tp;
   const int64_t rows = local.logits.dim(0);
   const int64_t vl = local.logits.dim(1);
   const int64_t vocab = vl * tp;
-  // The requested rows of every rank's vocabulary slice, gathered (TP rank 0 keeps them).
+  // The requested rows of every rank's vocabulary slice, gathered.
   std::vector<float> full(rows * vocab);
   if (tp == 1) {
     std::memcpy(full.data(), local.logits.data<float>(), full.size() * sizeof(float));
@@ -274,13 +317,7 @@ absl::Status StageExecutor::Sample(const pb::StepRequest& req, const model::Step
   if (!answers()) return absl::OkStatus();
   for (int i = 0; i < req.sequences_size(); ++i) {
     const pb::SequenceStep& seq = req.sequences(i);
-    // Sampling history of the slot (tokens fed so far, split at prompt_len).
-    History& hist = history_[seq.slot()];
-    if (seq.start_pos() == 0) hist = History{};
-    for (int j = 0; j < seq.token_ids_size(); ++j) {
-      (seq.start_pos() + j < seq.prompt_len() ? hist.prompt : hist.output)
-          .push_back(seq.token_ids(j));
-    }
+    const History& hist = history_[seq.slot()];
     pb::SequenceResult* out = response->add_results();
     out->set_request_tag(seq.request_tag());
     out->set_token_id(-1);
@@ -293,18 +330,8 @@ absl::Status StageExecutor::Sample(const pb::StepRequest& req, const model::Step
     std::vector<float> last(row0 + (count - 1) * vocab, row0 + count * vocab);
     std::vector<float> logprobs(vocab);
     kernels::cpu::LogSoftmax(last.data(), logprobs.data(), vocab);
-    const pb::SamplingParams& sp = seq.sampling();
-    kernels::cpu::SamplingParams p;
-    p.temperature = sp.temperature();
-    p.top_k = sp.top_k();
-    p.top_p = sp.top_p() > 0 ? sp.top_p() : 1.0f;
-    p.min_p = sp.min_p();
-    p.repetition_penalty = sp.repetition_penalty() > 0 ? sp.repetition_penalty() : 1.0f;
-    p.presence_penalty = sp.presence_penalty();
-    p.frequency_penalty = sp.frequency_penalty();
-    p.seed = sp.seed();
-    p.position = seq.start_pos() + seq.token_ids_size();
-    const int32_t token = kernels::cpu::Sample(last.data(), vocab, p, hist.prompt, hist.output);
+    const int32_t token =
+        kernels::cpu::Sample(last.data(), vocab, ToKernelParams(seq), hist.prompt, hist.output);
     out->set_token_id(token);
     out->set_logprob(token >= 0 ? logprobs[token] : 0.0f);
     const int n = std::clamp(seq.top_logprobs(), 0, 20);
@@ -317,4 +344,251 @@ absl::Status StageExecutor::Sample(const pb::StepRequest& req, const model::Step
   return absl::OkStatus();
 }
 
+// Sampling over a vocabulary split across the TP ranks of the last stage, with the same result as
+// kernels::cpu::Sample on the whole row (kernels/cpu/sampling.h explains why each step is exact):
+//   round 1 (always): per row, the raw logits' local max and sum of exp (-> log-softmax
+//     normaliser), the local top-N raw logits (-> top logprobs), the local pick when it is already
+//     final (greedy argmax, or Gumbel-max with no filter), and the local top-k candidates after
+//     penalties and temperature (-> the global k-th value, masked locally);
+//   round 2 (only rows with top-p): the top-k-filtered rows themselves, for top-p's global order;
+//   round 3 (only if a row has min-p): the local max after the filters;
+//   round 4 (only if a row's pick is not final yet): the local Gumbel-max picks.
+// All ranks compute the same masks; TP rank 0 answers.
+absl::Status StageExecutor::SampleSharded(const pb::StepRequest& req,
+                                          const model::StepLogits& local,
+                                          pb::StepResponse* response) {
+  namespace kc = kernels::cpu;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const int tp = plan_.parallel().tp;
+  const int64_t vl = local.logits.dim(1);
+  const int64_t vocab = vl * tp;
+  const int64_t vbegin = model_->vocab_begin();
+  // The sampled rows: the last requested position of each sequence with logits.
+  struct Row {
+    int seq = 0;
+    kc::SamplingParams params;
+    std::vector<float> raw;   // this rank's slice of the raw logits
+    std::vector<float> work;  // penalised, scaled, filtered
+    bool final_pick = false;  // the round-1 pick is the answer (no filter)
+    bool full_row = false;    // top-p without top-k: filtered on the gathered row
+  };
+  std::vector<Row> rows;
+  int32_t max_n = 0, max_k = 0;
+  bool any_min_p = false, any_full = false, any_late_pick = false;
+  for (int i = 0; i < req.sequences_size(); ++i) {
+    if (local.row_count[i] == 0) continue;
+    const pb::SequenceStep& seq = req.sequences(i);
+    Row row;
+    row.seq = i;
+    row.params = ToKernelParams(seq);
+    const float* src =
+        local.logits.data<float>() + (local.row_begin[i] + local.row_count[i] - 1) * vl;
+    row.raw.assign(src, src + vl);
+    row.work = row.raw;
+    const History& hist = history_[seq.slot()];
+    kc::ApplyPenalties(row.work.data(), vl, vbegin, row.params, hist.prompt, hist.output);
+    const kc::SamplingParams& p = row.params;
+    const bool filters = p.top_k > 0 || p.top_p < 1.0f || p.min_p > 0.0f;
+    row.final_pick = p.temperature == 0.0f || !filters;
+    if (p.temperature > 0.0f) {
+      for (float& v : row.work) v /= p.temperature;
+      if (p.top_k > 0) max_k = std::max(max_k, p.top_k);
+      // Top-p needs the global order of what top-k kept (ties included): the filtered row.
+      row.full_row = p.top_p < 1.0f;
+    }
+    any_full = any_full || row.full_row;
+    any_min_p = any_min_p || (p.temperature > 0.0f && p.min_p > 0.0f);
+    any_late_pick = any_late_pick || !row.final_pick;
+    max_n = std::max(max_n, std::clamp(seq.top_logprobs(), 0, 20));
+    rows.push_back(std::move(row));
+  }
+  const int64_t nrows = static_cast<int64_t>(rows.size());
+  if (nrows == 0) {
+    if (answers()) {
+      for (const pb::SequenceStep& seq : req.sequences()) {
+        pb::SequenceResult* out = response->add_results();
+        out->set_request_tag(seq.request_tag());
+        out->set_token_id(-1);
+      }
+    }
+    return absl::OkStatus();
+  }
+  // Round 1. Record per row: max, sum (doubles); pick (id, score); max_n + max_k candidates.
+  struct Cand {
+    int32_t token;
+    float score;
+    float raw;  // the raw logit (picks: for the log-probability of the sampled token)
+  };
+  const int64_t cands = max_n + max_k;
+  const int64_t rec = 2 * sizeof(double) + sizeof(Cand) * (1 + cands);
+  std::vector<char> mine(nrows * rec), all(static_cast<size_t>(tp) * nrows * rec);
+  const auto cand_at = [&](char* base, int64_t row, int64_t c) {
+    return reinterpret_cast<Cand*>(base + row * rec + 2 * sizeof(double)) + c;
+  };
+  for (int64_t r = 0; r < nrows; ++r) {
+    Row& row = rows[r];
+    float m = kNegInf;
+    for (float v : row.raw) m = std::max(m, v);
+    double sum = 0.0;
+    for (float v : row.raw) sum += std::exp(static_cast<double>(v) - m);
+    const double ms[2] = {static_cast<double>(m), sum};
+    std::memcpy(mine.data() + r * rec, ms, sizeof(ms));
+    kc::TokenScore pick;
+    if (row.final_pick) {
+      pick = row.params.temperature == 0.0f
+                 ? kc::Argmax(row.work.data(), vl, vbegin)
+                 : kc::GumbelMax(row.work.data(), vl, vbegin, row.params.seed, row.params.position);
+    }
+    *cand_at(mine.data(), r, 0) = {pick.token, pick.score,
+                                   pick.token >= 0 ? row.raw[pick.token - vbegin] : 0.0f};
+    for (int64_t c = 0; c < cands; ++c) *cand_at(mine.data(), r, 1 + c) = {-1, kNegInf, 0.0f};
+    const auto top_n = kc::TopN(row.raw.data(), vl, vbegin, max_n);
+    for (size_t c = 0; c < top_n.size(); ++c) {
+      *cand_at(mine.data(), r, 1 + c) = {top_n[c].token, top_n[c].score, top_n[c].score};
+    }
+    if (row.params.temperature > 0.0f && row.params.top_k > 0) {
+      const auto top_k = kc::TopN(row.work.data(), vl, vbegin, row.params.top_k);
+      for (size_t c = 0; c < top_k.size(); ++c) {
+        *cand_at(mine.data(), r, 1 + max_n + c) = {top_k[c].token, top_k[c].score, 0.0f};
+      }
+    }
+  }
+  RETURN_IF_ERROR(tp_comm_->AllGather(mine.data(), mine.size(), all.data()));
+  // Rank k's records start at k * nrows * rec; cand_at(rank_rec(k, r), r, c) addresses row r.
+  const auto rank_rec = [&](int rank, int64_t) { return all.data() + (rank * nrows) * rec; };
+  std::vector<double> norm(nrows);  // log of the softmax normaliser of the raw row
+  for (int64_t r = 0; r < nrows; ++r) {
+    double big = -std::numeric_limits<double>::infinity();
+    for (int k = 0; k < tp; ++k) {
+      double ms[2];
+      std::memcpy(ms, rank_rec(k, r) + r * rec, sizeof(ms));
+      big = std::max(big, ms[0]);
+    }
+    double total = 0.0;
+    for (int k = 0; k < tp; ++k) {
+      double ms[2];
+      std::memcpy(ms, rank_rec(k, r) + r * rec, sizeof(ms));
+      total += ms[1] * std::exp(ms[0] - big);
+    }
+    norm[r] = big + std::log(total);
+  }
+  // Filters. Top-k: the union of every rank's local top-k holds the global top-k.
+  std::vector<int64_t> full_rows;
+  for (int64_t r = 0; r < nrows; ++r) {
+    Row& row = rows[r];
+    const kc::SamplingParams& p = row.params;
+    if (p.temperature == 0.0f || row.final_pick) continue;
+    if (p.top_k > 0) {
+      std::vector<kc::TokenScore> survivors;
+      for (int k = 0; k < tp; ++k) {
+        for (int64_t c = 0; c < p.top_k; ++c) {
+          const Cand cd = *cand_at(rank_rec(k, r), r, 1 + max_n + c);
+          if (cd.token >= 0 && cd.score != kNegInf) survivors.push_back({cd.token, cd.score});
+        }
+      }
+      std::vector<float> values;
+      for (const auto& t : survivors) values.push_back(t.score);
+      const double threshold = kc::TopKThreshold(values, p.top_k);
+      kc::MaskBelow(row.work.data(), vl, threshold);
+    }
+    if (row.full_row) {
+      full_rows.push_back(r);
+    }
+  }
+  // Round 2: top-p needs the whole (top-k-filtered) row.
+  if (any_full) {
+    const int64_t f = static_cast<int64_t>(full_rows.size());
+    std::vector<float> slice(f * vl), gathered(static_cast<size_t>(tp) * f * vl);
+    for (int64_t j = 0; j < f; ++j) {
+      std::memcpy(&slice[j * vl], rows[full_rows[j]].work.data(), vl * sizeof(float));
+    }
+    RETURN_IF_ERROR(
+        tp_comm_->AllGather(slice.data(), slice.size() * sizeof(float), gathered.data()));
+    std::vector<float> row_full(vocab);
+    for (int64_t j = 0; j < f; ++j) {
+      for (int k = 0; k < tp; ++k) {
+        std::memcpy(&row_full[k * vl], &gathered[(k * f + j) * vl], vl * sizeof(float));
+      }
+      Row& row = rows[full_rows[j]];
+      kc::ApplyTopKTopPMinP(row_full.data(), vocab, 0, row.params.top_p, 0.0f);
+      std::memcpy(row.work.data(), &row_full[vbegin], vl * sizeof(float));
+    }
+  }
+  // Round 3: min-p from the global max of what the filters kept.
+  if (any_min_p) {
+    std::vector<float> maxes(nrows, kNegInf), all_max(static_cast<size_t>(tp) * nrows);
+    for (int64_t r = 0; r < nrows; ++r) {
+      for (float v : rows[r].work) maxes[r] = std::max(maxes[r], v);
+    }
+    RETURN_IF_ERROR(
+        tp_comm_->AllGather(maxes.data(), maxes.size() * sizeof(float), all_max.data()));
+    for (int64_t r = 0; r < nrows; ++r) {
+      const kc::SamplingParams& p = rows[r].params;
+      if (p.temperature == 0.0f || p.min_p <= 0.0f) continue;
+      float m = kNegInf;
+      for (int k = 0; k < tp; ++k) m = std::max(m, all_max[k * nrows + r]);
+      kc::MaskBelow(rows[r].work.data(), vl, kc::MinPThreshold(m, p.min_p));
+    }
+  }
+  // Picks: round 1's where final, else round 4. CombinePicks decides; the winner's raw logit
+  // gives the log-probability.
+  std::vector<kc::TokenScore> picks(nrows);
+  std::vector<float> pick_raw(nrows, 0.0f);
+  const auto combine = [&](int64_t r, const Cand& cd) {
+    const kc::TokenScore better = kc::CombinePicks(picks[r], {cd.token, cd.score});
+    if (better.token != picks[r].token) pick_raw[r] = cd.raw;
+    picks[r] = better;
+  };
+  for (int64_t r = 0; r < nrows; ++r) {
+    for (int k = 0; k < tp; ++k) combine(r, *cand_at(rank_rec(k, r), r, 0));
+  }
+  if (any_late_pick) {
+    std::vector<Cand> late(nrows, Cand{-1, kNegInf, 0.0f});
+    std::vector<Cand> all_late(static_cast<size_t>(tp) * nrows);
+    for (int64_t r = 0; r < nrows; ++r) {
+      if (rows[r].final_pick) continue;
+      const kc::TokenScore t = kc::GumbelMax(rows[r].work.data(), vl, vbegin, rows[r].params.seed,
+                                             rows[r].params.position);
+      late[r] = {t.token, t.score, t.token >= 0 ? rows[r].raw[t.token - vbegin] : 0.0f};
+    }
+    RETURN_IF_ERROR(tp_comm_->AllGather(late.data(), late.size() * sizeof(Cand), all_late.data()));
+    for (int64_t r = 0; r < nrows; ++r) {
+      if (rows[r].final_pick) continue;
+      picks[r] = kc::TokenScore{};
+      for (int k = 0; k < tp; ++k) combine(r, all_late[k * nrows + r]);
+    }
+  }
+  if (!answers()) return absl::OkStatus();
+  std::vector<int64_t> row_of(req.sequences_size(), -1);
+  for (int64_t r = 0; r < nrows; ++r) row_of[rows[r].seq] = r;
+  for (int i = 0; i < req.sequences_size(); ++i) {
+    const pb::SequenceStep& seq = req.sequences(i);
+    pb::SequenceResult* out = response->add_results();
+    out->set_request_tag(seq.request_tag());
+    out->set_token_id(-1);
+    const int64_t r = row_of[i];
+    if (r < 0) continue;
+    out->set_token_id(picks[r].token);
+    out->set_logprob(picks[r].token >= 0 ? static_cast<float>(pick_raw[r] - norm[r]) : 0.0f);
+    // Top-N log-probabilities: the global top N is within the union of the ranks' top N.
+    const int n = std::clamp(seq.top_logprobs(), 0, 20);
+    if (n == 0) continue;
+    std::vector<kc::TokenScore> union_n;
+    for (int k = 0; k < tp; ++k) {
+      for (int64_t c = 0; c < max_n; ++c) {
+        const Cand cd = *cand_at(rank_rec(k, r), r, 1 + c);
+        if (cd.token >= 0) union_n.push_back({cd.token, cd.score});
+      }
+    }
+    std::sort(union_n.begin(), union_n.end(), [](const kc::TokenScore& a, const kc::TokenScore& b) {
+      return a.score != b.score ? a.score > b.score : a.token < b.token;
+    });
+    for (int64_t c = 0; c < std::min<int64_t>(n, static_cast<int64_t>(union_n.size())); ++c) {
+      pb::TokenLogprob* lp = out->add_top_logprobs();
+      lp->set_token_id(union_n[c].token);
+      lp->set_logprob(static_cast<float>(union_n[c].score - norm[r]));
+    }
+  }
+  return absl::OkStatus();
+}
 }  // namespace tandem::worker

@@ -49,6 +49,10 @@ class StageExecutor {
  private:
   StageExecutor(sharding::ShardPlan plan, int rank);
   bool answers() const;  // TP rank 0 of the last stage
+  absl::Status SampleGathered(const pb::StepRequest& request, const model::StepLogits& local,
+                              pb::StepResponse* response);
+  absl::Status SampleSharded(const pb::StepRequest& request, const model::StepLogits& local,
+                             pb::StepResponse* response);
   absl::Status Sample(const pb::StepRequest& request, const model::StepLogits& local,
                       pb::StepResponse* response);
 

@@ -125,6 +125,7 @@ struct Result {
   std::vector<int32_t> ids;
   std::string text;
   v1::FinishReason reason = v1::FINISH_REASON_UNSPECIFIED;
+  std::vector<v1::TokenLogprob> logprobs;
 };
 
 Result Stream(v1::Tandem::Stub& stub, const v1::GenerateRequest& req, int timeout_ms = 60000) {
@@ -136,6 +137,7 @@ Result Stream(v1::Tandem::Stub& stub, const v1::GenerateRequest& req, int timeou
   while (reader->Read(&msg)) {
     r.ids.insert(r.ids.end(), msg.token_ids().begin(), msg.token_ids().end());
     r.text += msg.text_delta();
+    r.logprobs.insert(r.logprobs.end(), msg.logprobs().begin(), msg.logprobs().end());
     if (msg.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) r.reason = msg.finish_reason();
   }
   r.status = reader->Finish();
@@ -597,6 +599,7 @@ std::vector<v1::GenerateRequest> SampledRequests(std::mt19937& rng) {
       s->set_presence_penalty(0.5f);
       s->set_frequency_penalty(0.3f);
     }
+    req.mutable_logprobs()->set_logprobs(true);
     req.mutable_logprobs()->set_top_logprobs(i % 2 == 0 ? 3 : 0);
     reqs.push_back(req);
   }
@@ -609,6 +612,19 @@ void ExpectSameTokens(const std::vector<std::vector<Result>>& by_layout, const c
       EXPECT_EQ(by_layout[l][i].ids, by_layout[0][i].ids)
           << what << ": layout " << l << " request " << i;
       EXPECT_EQ(by_layout[l][i].ids.size(), 24u);
+      // Log-probabilities (the sampled token's and the top-N) agree to float rounding: on TP
+      // layouts each rank reduces its vocabulary slice and only the summaries are combined.
+      const auto& a = by_layout[0][i].logprobs;
+      const auto& b = by_layout[l][i].logprobs;
+      ASSERT_EQ(a.size(), b.size()) << what << ": layout " << l << " request " << i;
+      for (size_t t = 0; t < a.size() && by_layout[l][i].ids == by_layout[0][i].ids; ++t) {
+        EXPECT_NEAR(a[t].logprob(), b[t].logprob(), 1e-4) << what << " layout " << l << " " << i;
+        ASSERT_EQ(a[t].top_size(), b[t].top_size());
+        for (int k = 0; k < a[t].top_size(); ++k) {
+          EXPECT_EQ(a[t].top(k).token_id(), b[t].top(k).token_id());
+          EXPECT_NEAR(a[t].top(k).logprob(), b[t].top(k).logprob(), 1e-4);
+        }
+      }
     }
   }
 }
