@@ -312,6 +312,9 @@ TEST_F(ServeTest, ValidationFailuresNameTheField) {
   big.set_text(std::string(8 << 20, 'a'));
   EXPECT_EQ(Stream(*stub_, big).status.error_code(), ::grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(Info(*stub_).capacities().DebugString(), before.capacities().DebugString());
+  // Nothing was accepted and no step ran: no worker saw any of these requests.
+  EXPECT_EQ(Info(*stub_).ledger().accepted(), before.ledger().accepted());
+  EXPECT_EQ(Info(*stub_).ledger().steps(), before.ledger().steps());
 }
 
 TEST_F(ServeTest, CancelAbortAndDeadlinesFreeTheState) {
