@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_join.h"
 #include "core/status.h"
+#include "model/cuda/local_backend.h"
 #include "model/local_runner.h"
 #include "model/nemotron_h_model.h"
 #include "tools/cli/command.h"
@@ -25,7 +26,7 @@ absl::Status Run(const Args& args) {
   }
   RETURN_IF_ERROR(args.CheckKnown({"model", "tokens", "max-new-tokens", "temperature", "top-k",
                                    "top-p", "min-p", "seed", "ignore-eos", "reference-kernels",
-                                   "tp", "pp", "stage-layers", "collective"}));
+                                   "tp", "pp", "stage-layers", "collective", "backend"}));
   ASSIGN_OR_RETURN(LocalModelArgs margs, ParseLocalModelArgs(args));
   model::GenerateOptions options;
   ASSIGN_OR_RETURN(options.max_new_tokens, args.GetInt("max-new-tokens", 16));
@@ -49,10 +50,18 @@ absl::Status Run(const Args& args) {
   options.sampling.min_p = static_cast<float>(min_p);
   options.sampling.seed = static_cast<uint64_t>(seed);
   options.stop_at_eos = !args.Has("ignore-eos");
+  const std::string backend = args.GetOr("backend", "cpu");
+  RETURN_IF_ERROR(model::CheckBackend(backend));
   ASSIGN_OR_RETURN(std::optional<worker::LocalClusterOptions> distributed,
                    ParseDistributedArgs(args, margs));
+  if (backend != "cpu" && distributed) {
+    return absl::InvalidArgumentError("--backend cuda runs one GPU: --tp/--pp are CPU-only");
+  }
   std::vector<int32_t> ids;
-  if (distributed) {
+  if (backend == "cuda") {
+    ASSIGN_OR_RETURN(ids,
+                     model::CudaGenerate(margs.model_dir, margs.options, margs.tokens, options));
+  } else if (distributed) {
     ASSIGN_OR_RETURN(auto cluster, worker::LocalCluster::Start(*distributed));
     worker::v1::SamplingParams sp;
     sp.set_temperature(options.sampling.temperature);
@@ -74,7 +83,7 @@ absl::Status Run(const Args& args) {
 TANDEM_COMMAND(kName, "generate token ids from a prompt with a local model (CPU)",
                "--model DIR --tokens 1,2,3 [--max-new-tokens N] [--temperature T] [--top-k K] "
                "[--top-p P] [--min-p P] [--seed S] [--ignore-eos] [--reference-kernels] [--tp N] "
-               "[--pp M] [--stage-layers 4,4,3] [--collective gloo|ucx]\n"
+               "[--pp M] [--stage-layers 4,4,3] [--collective gloo|ucx] [--backend cpu|cuda]\n"
                "   or: \"text\" [--stream] [--server ADDR] [--tokens 1,2] [--max-new-tokens N] "
                "[--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop STR] [--ids] "
                "(client of `tandem serve`)",

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
+#include "model/cuda/local_backend.h"
 #include "model/local_runner.h"
 #include "model/nemotron_h_model.h"
 #include "tools/cli/command.h"
@@ -36,15 +37,22 @@ absl::Status WriteNpy(const std::string& path, const core::Tensor& t) {
 }
 
 absl::Status Run(const Args& args) {
-  RETURN_IF_ERROR(args.CheckKnown(
-      {"model", "tokens", "out", "reference-kernels", "tp", "pp", "stage-layers", "collective"}));
+  RETURN_IF_ERROR(args.CheckKnown({"model", "tokens", "out", "reference-kernels", "tp", "pp",
+                                   "stage-layers", "collective", "backend"}));
   ASSIGN_OR_RETURN(LocalModelArgs margs, ParseLocalModelArgs(args));
   const std::string out = args.GetOr("out", "");
   if (out.empty()) return absl::InvalidArgumentError("--out FILE.npy is required");
+  const std::string backend = args.GetOr("backend", "cpu");
+  RETURN_IF_ERROR(model::CheckBackend(backend));
   ASSIGN_OR_RETURN(std::optional<worker::LocalClusterOptions> distributed,
                    ParseDistributedArgs(args, margs));
+  if (backend != "cpu" && distributed) {
+    return absl::InvalidArgumentError("--backend cuda runs one GPU: --tp/--pp are CPU-only");
+  }
   core::Tensor logits;
-  if (distributed) {
+  if (backend == "cuda") {
+    ASSIGN_OR_RETURN(logits, model::CudaPromptLogits(margs.model_dir, margs.options, margs.tokens));
+  } else if (distributed) {
     ASSIGN_OR_RETURN(auto cluster, worker::LocalCluster::Start(*distributed));
     ASSIGN_OR_RETURN(logits, worker::DistributedPromptLogits(*cluster, margs.tokens));
   } else {
@@ -59,7 +67,7 @@ absl::Status Run(const Args& args) {
 
 TANDEM_COMMAND(kName, "all-position logits of a prompt as a float32 .npy [T, V]",
                "--model DIR --tokens 1,2,3 --out FILE.npy [--reference-kernels] [--tp N] [--pp M] "
-               "[--stage-layers 4,4,3] [--collective gloo|ucx]",
+               "[--stage-layers 4,4,3] [--collective gloo|ucx] [--backend cpu|cuda]",
                {"reference-kernels"}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);
