@@ -6,8 +6,8 @@
 #
 # Like scripts/gpu-check.sh, the binaries are built HERE and carried (the GPU machine lacks the
 # C++ dev packages):
-#   1. here:        scripts/gpu-model-check.sh --prepare      (build-cudamodel-rel, bundle into
-#                                                              build-gpu-model-carry/)
+#   1. here:        scripts/gpu-model-check.sh --prepare      (RelWithDebInfo build in
+#                   $BUILD_DIR, default build-cudamodel; bundle into build-gpu-model-carry/)
 #   2. device tool: run(command="bash scripts/gpu-model-check.sh",
 #                       carry=["build-gpu-model-carry"], timeout_s=420)
 # Environment: LAYERS (default 12: "M-M-M-M*-M-M", every block kind; 0 = all 52 layers, ~16 GB
@@ -21,13 +21,14 @@ BINS=(cuda_model_test cuda_model_host_test cuda_model_bench)
 
 if [[ "${1:-}" == "--prepare" ]]; then
   set -e
-  cmake -S "$ROOT" -B "$ROOT/build-cudamodel-rel" -G Ninja -DTANDEM_CUDA=ON -DTANDEM_BENCH=ON \
+  BUILD=${BUILD_DIR:-$ROOT/build-cudamodel}
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DTANDEM_CUDA=ON -DTANDEM_BENCH=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  ninja -C "$ROOT/build-cudamodel-rel" -j2 "${BINS[@]}"
+  ninja -C "$BUILD" -j2 "${BINS[@]}"
   rm -rf "$BUNDLE"
   mkdir -p "$BUNDLE/bin" "$BUNDLE/lib" "$BUNDLE/lib-compat"
   for b in "${BINS[@]}"; do
-    cp "$ROOT/build-cudamodel-rel/bin/$b" "$BUNDLE/bin/"
+    cp "$BUILD/bin/$b" "$BUNDLE/bin/"
     strip --strip-debug "$BUNDLE/bin/$b"
   done
   for b in "${BINS[@]}"; do ldd "$BUNDLE/bin/$b"; done | awk '/=>/ {print $3}' | sort -u |
