@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "kernels/backend_registry.h"
+#include "kernels/cuda/launch_plan.h"
 #include "model/cuda/local_backend.h"
 #include "model/cuda/step_metadata.h"
 #include "model/nemotron_h_model.h"
@@ -165,6 +166,40 @@ TEST(CudaModelHostTest, WorkspaceLayoutIsAlignedDisjointAndLargeEnough) {
   // Only the layers of the range count: MLP-only range of "tiny" (layer 1 is '-').
   ASSERT_EQ(c.layers[1], core::LayerKind::kMlp);
   EXPECT_EQ(ScratchBytes(c, 1, 2, 10, 4), AlignUp(10 * c.intermediate_size * 4));
+}
+
+// The kernels accept every shape the model launches them with (H100/H200 opt-in shared memory,
+// 227 KiB): the 8B config and the tiny presets, decode batches up to 256, prefill up to 8192.
+TEST(CudaModelHostTest, KernelLaunchPlansFitModelShapes) {
+  std::vector<core::ModelConfig> configs;
+  auto big = core::ModelConfig::FromFile(std::string(TANDEM_SOURCE_DIR) +
+                                         "/configs/nemotron-h-8b/config.json");
+  ASSERT_TRUE(big.ok()) << big.status();
+  configs.push_back(*big);
+  for (const std::string& name : core::TinyPresetNames()) {
+    auto tiny = core::TinyPreset(name);
+    ASSERT_TRUE(tiny.ok());
+    configs.push_back(*tiny);
+  }
+  const int64_t shared = 227 << 10;
+  for (const core::ModelConfig& c : configs) {
+    SCOPED_TRACE(c.hybrid_override_pattern);
+    EXPECT_LE(c.conv_kernel, 8);
+    EXPECT_LE(c.head_dim, 256);
+    for (int64_t seqs : {1, 16, 64, 256}) {
+      auto ssd = kernels::cuda::PlanSsdScan(seqs, c.mamba_num_heads, c.mamba_head_dim, c.n_groups,
+                                            c.ssm_state_size, shared);
+      EXPECT_TRUE(ssd.ok()) << ssd.status();
+      auto update = kernels::cuda::PlanStateUpdate(seqs, c.mamba_num_heads, c.mamba_head_dim,
+                                                   c.n_groups, c.ssm_state_size);
+      EXPECT_TRUE(update.ok()) << update.status();
+      for (int64_t query : {int64_t{1}, int64_t{37}, int64_t{8192}}) {
+        auto attention = kernels::cuda::PlanAttention(
+            seqs, c.num_attention_heads, c.num_key_value_heads, c.head_dim, query, shared);
+        EXPECT_TRUE(attention.ok()) << attention.status();
+      }
+    }
+  }
 }
 
 TEST(CudaModelHostTest, BackendCheck) {

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <memory>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -62,6 +63,10 @@ struct Case {
   std::string preset;
   core::DType dtype;
 };
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.preset << " " << core::DTypeName(c.dtype);
+}
 
 class CudaModelTest : public ::testing::TestWithParam<Case> {};
 
