@@ -13,11 +13,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
-#include "core/tiny_model.h"
 #include "kernels/cuda/device.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/ops.h"
 #include "model/cuda/step_metadata.h"
+#include "model/cuda/synthetic_weights.h"
 #include "model/weight_loader.h"
 
 namespace tandem::model::cuda {
@@ -594,18 +594,15 @@ absl::StatusOr<std::unique_ptr<CudaNemotronHModel>> CudaNemotronHModel::LoadSynt
   impl->config = config;
   impl->bf16 = synthetic.dtype == core::DType::kBF16;
   RETURN_IF_ERROR(impl->Start(device));
-  ASSIGN_OR_RETURN(auto generated, core::GenerateWeights(config, synthetic.seed, synthetic.dtype));
-  std::map<std::string, core::Tensor> by_name;
-  for (auto& [name, tensor] : generated) by_name.emplace(name, std::move(tensor));
-  generated.clear();
+  // One tensor at a time: generated on all host cores, uploaded, dropped.
+  std::map<std::string, core::Shape> shapes;
+  for (const core::ExpectedTensor& t : core::ExpectedTensors(config)) shapes[t.name] = t.shape;
   const WeightSource source = [&](const std::string& name) -> absl::StatusOr<core::Tensor> {
-    auto it = by_name.find(name);
-    if (it == by_name.end()) {
-      return absl::NotFoundError(absl::StrCat("synthetic weights have no tensor ", name));
+    auto it = shapes.find(name);
+    if (it == shapes.end()) {
+      return absl::NotFoundError(absl::StrCat("the config lists no tensor ", name));
     }
-    core::Tensor t = std::move(it->second);
-    by_name.erase(it);  // uploaded once; free the host copy
-    return t;
+    return SyntheticTensor(config, name, it->second, synthetic.seed, synthetic.dtype);
   };
   RETURN_IF_ERROR(impl->LoadWeights(source, "backbone.embeddings.weight"));
   return std::unique_ptr<CudaNemotronHModel>(new CudaNemotronHModel(std::move(impl)));

@@ -32,8 +32,8 @@
 namespace tandem::model::cuda {
 
 // Random weights of real shapes, for benchmarks (--synthetic): the first `num_layers` layers of
-// the config's pattern (0 = all), generated on the host per tensor (core::GenerateWeights of the
-// truncated config) and uploaded.
+// the config's pattern (0 = all), generated on the host one tensor at a time
+// (model/cuda/synthetic_weights.h: all cores, uploaded, then dropped).
 struct SyntheticOptions {
   core::DType dtype = core::DType::kBF16;  // kBF16 or kF32
   uint64_t seed = 0;

@@ -1,16 +1,19 @@
 // Host-side logic of the CUDA model backend (no GPU): plan validation agrees with the CPU model's,
 // the packed step metadata, the workspace layout, and the --backend check.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "kernels/backend_registry.h"
 #include "kernels/cuda/launch_plan.h"
 #include "model/cuda/local_backend.h"
 #include "model/cuda/step_metadata.h"
+#include "model/cuda/synthetic_weights.h"
 #include "model/nemotron_h_model.h"
 #include "tests/model/model_test_util.h"
 
@@ -200,6 +203,59 @@ TEST(CudaModelHostTest, KernelLaunchPlansFitModelShapes) {
       }
     }
   }
+}
+
+TEST(CudaModelHostTest, SyntheticWeightsHaveTheInitialisationStatistics) {
+  auto tiny = core::TinyPreset("tiny");
+  ASSERT_TRUE(tiny.ok());
+  const core::ModelConfig& c = *tiny;
+  const uint64_t seed = model::testing::FreshSeed();
+  for (const core::ExpectedTensor& e : core::ExpectedTensors(c)) {
+    SCOPED_TRACE(e.name);
+    auto t = SyntheticTensor(c, e.name, e.shape, seed, core::DType::kF32);
+    ASSERT_TRUE(t.ok()) << t.status();
+    ASSERT_EQ(t->shape(), e.shape);
+    const float* v = t->data<float>();
+    double sum = 0, sq = 0, lo = 1e30, hi = -1e30;
+    for (int64_t i = 0; i < t->numel(); ++i) {
+      ASSERT_TRUE(std::isfinite(v[i]));
+      sum += v[i];
+      sq += double(v[i]) * v[i];
+      lo = std::min<double>(lo, v[i]);
+      hi = std::max<double>(hi, v[i]);
+    }
+    const double n = static_cast<double>(t->numel());
+    const double mean = sum / n, stddev = std::sqrt(std::max(0.0, sq / n - mean * mean));
+    if (absl::EndsWith(e.name, ".A_log")) {
+      EXPECT_GE(lo, 0.0);
+      EXPECT_LE(hi, std::log(16.0) + 1e-6);
+    } else if (absl::EndsWith(e.name, ".dt_bias")) {
+      // softplus(dt_bias) = dt in [1e-3, 1e-1].
+      EXPECT_GE(std::log1p(std::exp(lo)), 0.999e-3);
+      EXPECT_LE(std::log1p(std::exp(hi)), 0.1001);
+    } else if (e.name.find("proj.weight") != std::string::npos && n >= 4096) {
+      const double want = 1.0 / std::sqrt(static_cast<double>(e.shape.back()));
+      EXPECT_NEAR(mean, 0.0, 0.1 * want);
+      EXPECT_NEAR(stddev, want, 0.05 * want);
+    }
+  }
+  // Several chunks (all cores): deterministic in (seed, name), bf16 = rounded f32, name matters.
+  const core::Shape big = {3, 1000, 1000};
+  auto a =
+      SyntheticTensor(c, "backbone.layers.0.mixer.in_proj.weight", big, seed, core::DType::kF32);
+  auto b =
+      SyntheticTensor(c, "backbone.layers.0.mixer.in_proj.weight", big, seed, core::DType::kBF16);
+  auto other =
+      SyntheticTensor(c, "backbone.layers.1.mixer.in_proj.weight", big, seed, core::DType::kF32);
+  ASSERT_TRUE(a.ok() && b.ok() && other.ok());
+  int64_t same_as_other = 0;
+  const uint16_t* bb = static_cast<const uint16_t*>(b->raw());
+  for (int64_t i = 0; i < a->numel(); ++i) {
+    ASSERT_EQ(bb[i], core::FloatToBf16(a->data<float>()[i])) << i;
+    same_as_other += a->data<float>()[i] == other->data<float>()[i];
+  }
+  EXPECT_LT(same_as_other, a->numel() / 1000);
+  EXPECT_FALSE(SyntheticTensor(c, "x", {2}, seed, core::DType::kI32).ok());
 }
 
 TEST(CudaModelHostTest, BackendCheck) {
