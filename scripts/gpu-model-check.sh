@@ -11,7 +11,7 @@
 #   2. device tool: run(command="bash scripts/gpu-model-check.sh",
 #                       carry=["build-gpu-model-carry"], timeout_s=420)
 # Environment: LAYERS (default 12: "M-M-M-M*-M-M", every block kind; 0 = all 52 layers, ~16 GB
-# of host-generated weights, minutes), DTYPE (bf16).
+# of bf16 weights generated on the host), DTYPE (bf16).
 # Outputs ($OUT): env.txt, model_tests.log, cuda_model_test.xml, model_bench.log, model_cuda.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
