@@ -631,8 +631,13 @@ absl::Status CudaNemotronHModel::ValidatePlan(const StepPlan& plan) const {
 }
 
 absl::StatusOr<StepLogits> CudaNemotronHModel::Step(const StepPlan& plan) {
-  if (impl_->bf16) return impl_->Run<kc::Bf16>(plan);
-  return impl_->Run<float>(plan);
+  absl::StatusOr<StepLogits> out =
+      impl_->bf16 ? impl_->Run<kc::Bf16>(plan) : impl_->Run<float>(plan);
+  // A step that failed part-way may have left work queued (the metadata copy reads the pinned
+  // buffer): drain it so that the next step can reuse the buffers. Its error, if any, is the
+  // failed step's.
+  if (!out.ok() && impl_->stream != nullptr) (void)kc::Synchronize(impl_->stream);
+  return out;
 }
 
 }  // namespace tandem::model::cuda
