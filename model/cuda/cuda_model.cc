@@ -64,6 +64,10 @@ struct CudaNemotronHModel::Impl {
   void* meta_device = nullptr;
   void* meta_host = nullptr;  // pinned
   size_t meta_bytes = 0;
+  // Pinned host buffer for the logits, handed out as the StepLogits tensor's storage and reused
+  // by the next step unless the caller still holds it (then a new one is allocated).
+  std::shared_ptr<void> logits_host;
+  size_t logits_host_bytes = 0;
 
   ~Impl() {
     // Errors are ignored: nothing sensible is left to do with them in a destructor.
@@ -250,6 +254,21 @@ struct CudaNemotronHModel::Impl {
     return absl::OkStatus();
   }
 
+  // The f32 [rows, vocab] tensor the logits are copied into (pinned when possible; a failed
+  // pinned allocation falls back to pageable memory).
+  core::Tensor LogitsTensor(int64_t rows, int64_t vocab) {
+    const size_t bytes = static_cast<size_t>(rows * vocab) * sizeof(float);
+    if (logits_host == nullptr || logits_host.use_count() > 1 || logits_host_bytes < bytes) {
+      logits_host.reset();
+      logits_host_bytes = 0;
+      absl::StatusOr<void*> p = kc::MallocHost(bytes);
+      if (!p.ok()) return core::Tensor::Empty(core::DType::kF32, {rows, vocab});
+      logits_host = std::shared_ptr<void>(*p, [](void* q) { (void)kc::FreeHost(q); });
+      logits_host_bytes = bytes;
+    }
+    return core::Tensor::ViewOf(logits_host, logits_host.get(), core::DType::kF32, {rows, vocab});
+  }
+
   template <typename T>
   T* At(size_t offset) {
     return reinterpret_cast<T*>(static_cast<char*>(workspace) + offset);
@@ -424,6 +443,10 @@ struct CudaNemotronHModel::Impl {
     RETURN_IF_ERROR(Reserve(ps.num_tokens, ps.num_logits_rows));
     const size_t meta_size = ps.buffer.size() * sizeof(int32_t);
     RETURN_IF_ERROR(ReserveMeta(meta_size));
+    StepLogits result;
+    result.row_begin = ps.row_begin;
+    result.row_count = ps.row_count;
+    result.logits = LogitsTensor(ps.num_logits_rows, config.vocab_size);
     std::memcpy(meta_host, ps.buffer.data(), meta_size);
     RETURN_IF_ERROR(kc::CopyToDeviceAsync(meta_device, meta_host, meta_size, stream));
     const int32_t* md = static_cast<const int32_t*>(meta_device);
@@ -477,11 +500,7 @@ struct CudaNemotronHModel::Impl {
           break;
       }
     }
-    StepLogits result;
-    result.row_begin = ps.row_begin;
-    result.row_count = ps.row_count;
     const int64_t rows = ps.num_logits_rows, vocab = c.vocab_size;
-    result.logits = core::Tensor::Empty(core::DType::kF32, {rows, vocab});
     if (rows > 0) {
       // The last residual add fused with norm_f over all tokens, then the requested rows are
       // gathered (an embedding lookup into the normed rows: an exact copy) for lm_head.
