@@ -13,6 +13,7 @@
 #include "model/linear_op.h"
 #include "model/mamba2_mixer.h"
 #include "model/mlp_mixer.h"
+#include "model/plan_validation.h"
 #include "model/weight_loader.h"
 
 namespace tandem::model {
@@ -127,54 +128,7 @@ uint64_t NemotronHModel::state_bytes() const {
 }
 
 absl::Status NemotronHModel::ValidatePlan(const StepPlan& plan) const {
-  if (plan.sequences.empty()) return absl::InvalidArgumentError("step plan has no sequences");
-  const bool needs_blocks = has_attention();
-  std::set<int32_t> slots;
-  std::set<int32_t> written_blocks;
-  for (size_t i = 0; i < plan.sequences.size(); ++i) {
-    const SequenceStep& s = plan.sequences[i];
-    const auto where = [&] { return absl::StrCat("sequence ", i, " (slot ", s.slot, "): "); };
-    const int64_t n = static_cast<int64_t>(s.token_ids.size());
-    if (n == 0) return absl::InvalidArgumentError(absl::StrCat(where(), "no tokens"));
-    for (int32_t id : s.token_ids) {
-      if (id < 0 || id >= config_.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where(), "token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
-      }
-    }
-    if (s.start_pos < 0 || s.start_pos + n > config_.max_position_embeddings) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where(), "positions [", s.start_pos, ", ", s.start_pos + n,
-                       ") exceed max_position_embeddings=", config_.max_position_embeddings));
-    }
-    if (s.slot < 0 || s.slot >= capacity_.num_slots) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where(), "slot outside [0, ", capacity_.num_slots, ")"));
-    }
-    if (!slots.insert(s.slot).second) {
-      return absl::InvalidArgumentError(absl::StrCat(where(), "slot used twice in one step"));
-    }
-    if (!needs_blocks) continue;
-    const int64_t bs = capacity_.block_size;
-    const int64_t needed = (s.start_pos + n + bs - 1) / bs;
-    if (static_cast<int64_t>(s.block_table.size()) < needed) {
-      return absl::InvalidArgumentError(absl::StrCat(where(), "block table has ",
-                                                     s.block_table.size(), " blocks, needs ",
-                                                     needed, " for ", s.start_pos + n, " tokens"));
-    }
-    for (int64_t b = 0; b < needed; ++b) {
-      const int32_t id = s.block_table[b];
-      if (id < 0 || id >= capacity_.num_blocks) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where(), "block id ", id, " outside [0, ", capacity_.num_blocks, ")"));
-      }
-      if (b >= s.start_pos / bs && !written_blocks.insert(id).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where(), "block ", id, " is written by two sequences in one step"));
-      }
-    }
-  }
-  return absl::OkStatus();
+  return ValidateStepPlan(config_, capacity_, options_.layer_begin, options_.layer_end, plan);
 }
 
 ForwardContext NemotronHModel::Context(const BatchMetadata& meta) const {

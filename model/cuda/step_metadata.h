@@ -9,15 +9,13 @@
 #include "absl/status/status.h"
 #include "core/model_config.h"
 #include "model/mixer.h"
+#include "model/plan_validation.h"
 #include "model/step_plan.h"
 
 namespace tandem::model::cuda {
 
-// The rules of NemotronHModel::ValidatePlan for a shard of layers [layer_begin, layer_end):
-// InvalidArgument naming the sequence and the value.
-[[nodiscard]] absl::Status ValidateStepPlan(const core::ModelConfig& config,
-                                            const StateCapacity& capacity, int64_t layer_begin,
-                                            int64_t layer_end, const StepPlan& plan);
+// Plan validation is model::ValidateStepPlan (model/plan_validation.h), shared with the CPU model.
+using ::tandem::model::ValidateStepPlan;
 
 // One step's metadata in one int32 buffer. Offsets are in int32 elements from the buffer start;
 // has_initial_state is stored as bytes (uint8) from int32 offset `has_initial_state`.
