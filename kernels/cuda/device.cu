@@ -81,8 +81,7 @@ absl::Status CopyToHostAsync(void* dst, const void* src, size_t bytes, void* str
 
 absl::StatusOr<void*> MallocHost(size_t bytes) {
   void* ptr = nullptr;
-  const absl::Status st =
-      CudaError(cudaMallocHost(&ptr, bytes == 0 ? 1 : bytes), "cudaMallocHost");
+  const absl::Status st = CudaError(cudaMallocHost(&ptr, bytes == 0 ? 1 : bytes), "cudaMallocHost");
   if (!st.ok()) return st;
   return ptr;
 }

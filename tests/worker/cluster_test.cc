@@ -259,7 +259,8 @@ TEST(ClusterTest, PipelinedMicroBatchesAnswerLikeOneAtATime) {
   std::mt19937 rng(std::random_device{}());
   constexpr int kSeqs = 4, kDecodes = 6;
   std::vector<std::vector<int32_t>> prompts;
-  for (int i = 0; i < kSeqs; ++i) prompts.push_back(RandomPrompt(static_cast<int>(3 + rng() % 20), 4096, rng()));
+  for (int i = 0; i < kSeqs; ++i)
+    prompts.push_back(RandomPrompt(static_cast<int>(3 + rng() % 20), 4096, rng()));
   // Micro-batch m holds sequences m and m + 2 (slots = sequence index, 4 blocks each).
   const auto plan = [&](int m, int step, const std::vector<std::vector<int32_t>>& generated) {
     pb::StepRequest req;
