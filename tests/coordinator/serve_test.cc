@@ -30,6 +30,31 @@ namespace {
 namespace v1 = ::tandem::v1;
 using Clock = std::chrono::system_clock;
 
+// Starts `argv` in a new process group that dies with this test binary (PR_SET_PDEATHSIG, so a
+// CTest timeout leaves nothing behind; a server's workers follow their parent the same way), with
+// stdout to `stdout_path` when given and the tiny model cached under the build directory.
+pid_t SpawnInOwnGroup(std::vector<std::string> argv, const std::string& stdout_path) {
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    setenv("XDG_CACHE_HOME", (std::string(TANDEM_BINARY_DIR) + "/test-cache").c_str(), 1);
+    if (!stdout_path.empty()) {
+      FILE* f = freopen(stdout_path.c_str(), "w", stdout);
+      (void)f;
+    }
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  return pid;
+}
+
 class ServeProcess {
  public:
   explicit ServeProcess(const std::vector<std::string>& extra) {
@@ -40,24 +65,7 @@ class ServeProcess {
     std::vector<std::string> argv = {std::string(TANDEM_BINARY_DIR) + "/bin/tandem", "serve",
                                      "--port", "0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    const pid_t parent = getpid();
-    pid_ = fork();
-    if (pid_ == 0) {
-      setpgid(0, 0);
-      // If the test binary dies (e.g. killed by CTest's timeout), the server dies with it; its
-      // workers follow their parent the same way.
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(127);
-      setenv("XDG_CACHE_HOME", (std::string(TANDEM_BINARY_DIR) + "/test-cache").c_str(), 1);
-      FILE* f = freopen(out_path_.c_str(), "w", stdout);
-      (void)f;
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    setpgid(pid_, pid_);
+    pid_ = SpawnInOwnGroup(argv, out_path_);
     const auto until = Clock::now() + std::chrono::seconds(120);
     while (Clock::now() < until && port_ == 0) {
       std::ifstream in(out_path_);
@@ -674,19 +682,7 @@ class WorkerProcess {
                                      "0.0.0.0:0",
                                      "--port-file",
                                      port_file_};
-    const pid_t parent = getpid();
-    pid_ = fork();
-    if (pid_ == 0) {
-      setpgid(0, 0);
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(127);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    setpgid(pid_, pid_);
+    pid_ = SpawnInOwnGroup(argv, "");
     const auto until = Clock::now() + std::chrono::seconds(60);
     while (Clock::now() < until && port_ == 0) {
       std::ifstream in(port_file_);
