@@ -206,9 +206,23 @@ void ExpectPoolsFull(v1::Tandem::Stub& stub) {
 class ServeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ =
-        new ServeProcess({"--model", F32Model(), "--slots", "16", "--blocks", "256", "--block-size",
-                          "8", "--max-queued-requests", "200", "--max-tokens-per-step", "64"});
+    std::vector<std::string> args = {"--model",
+                                     F32Model(),
+                                     "--slots",
+                                     "16",
+                                     "--blocks",
+                                     "256",
+                                     "--block-size",
+                                     "8",
+                                     "--max-queued-requests",
+                                     "200",
+                                     "--max-tokens-per-step",
+                                     "64"};
+    // TANDEM_TEST_COLLECTIVE=ucx runs these tests over the UCX TP collective (default: gloo).
+    if (const char* c = std::getenv("TANDEM_TEST_COLLECTIVE"); c != nullptr && *c != '\0') {
+      args.insert(args.end(), {"--collective", c});
+    }
+    server_ = new ServeProcess(args);
   }
   static void TearDownTestSuite() {
     delete server_;
