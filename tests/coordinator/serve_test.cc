@@ -218,9 +218,10 @@ class ServeTest : public ::testing::Test {
                                      "200",
                                      "--max-tokens-per-step",
                                      "64"};
-    // TANDEM_TEST_COLLECTIVE=ucx runs these tests over the UCX TP collective (default: gloo).
-    if (const char* c = std::getenv("TANDEM_TEST_COLLECTIVE"); c != nullptr && *c != '\0') {
-      args.insert(args.end(), {"--collective", c});
+    // Extra `tandem serve` flags for these tests, e.g. TANDEM_TEST_SERVE_ARGS="--collective ucx".
+    if (const char* extra = std::getenv("TANDEM_TEST_SERVE_ARGS"); extra != nullptr) {
+      std::istringstream words(extra);
+      for (std::string w; words >> w;) args.push_back(w);
     }
     server_ = new ServeProcess(args);
   }
