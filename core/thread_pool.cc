@@ -1,7 +1,6 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 
 namespace tandem::core {
@@ -43,7 +42,11 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
     fn(0, n);
     return;
   }
-  std::atomic<int64_t> remaining{chunks - 1};
+  // The chunks still running on pool threads. It is decremented and signalled under done_mu, so
+  // the caller cannot see zero, return and destroy these locals while a pool thread still
+  // touches them (with an atomic decrement outside the lock it could, which corrupted the
+  // caller's stack: a rare crash under load).
+  int64_t remaining = chunks - 1;
   std::mutex done_mu;
   std::condition_variable done_cv;
   const int64_t step = (n + chunks - 1) / chunks;
@@ -53,17 +56,15 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
       const int64_t b = c * step, e = std::min(n, b + step);
       queue_.emplace_back([&, b, e] {
         if (b < e) fn(b, e);
-        if (remaining.fetch_sub(1) == 1) {
-          std::lock_guard<std::mutex> l(done_mu);
-          done_cv.notify_one();
-        }
+        std::lock_guard<std::mutex> l(done_mu);
+        if (--remaining == 0) done_cv.notify_one();
       });
     }
   }
   cv_.notify_all();
   fn(0, std::min(n, step));
   std::unique_lock<std::mutex> lock(done_mu);
-  done_cv.wait(lock, [&] { return remaining.load() == 0; });
+  done_cv.wait(lock, [&] { return remaining == 0; });
 }
 
 ThreadPool& ThreadPool::Default() {
