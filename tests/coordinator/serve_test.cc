@@ -485,9 +485,10 @@ void WaitFor(v1::Tandem::Stub& stub, int64_t running, int64_t queued) {
 }
 
 TEST(ServeOverloadTest, FullQueueIsResourceExhaustedAtOnceAndQueuedDeadlinesExpire) {
-  // One slot, a queue of 3 requests or 64 prompt tokens.
-  ServeProcess server(
-      {"--slots", "1", "--max-queued-requests", "3", "--max-queued-prompt-tokens", "64"});
+  // One slot, a queue of 3 requests or 64 prompt tokens. Gloo's slower steps keep the running
+  // request (1,000 tokens) going for tens of seconds, far longer than this test needs the slot.
+  ServeProcess server({"--slots", "1", "--max-queued-requests", "3", "--max-queued-prompt-tokens",
+                       "64", "--collective", "gloo"});
   ASSERT_NE(server.port(), 0);
   auto stub = v1::Tandem::NewStub(
       ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials()));
@@ -808,7 +809,8 @@ TEST(ServeRemoteWorkersTest, BadWorkerListsFailWithAReason) {
 
 }  // namespace
 TEST(ServeWorkerDeathTest, KilledWorkerGivesUnavailableAndNotServing) {
-  ServeProcess server({"--slots", "8"});
+  // Gloo's slower steps keep the 600-token streams decoding well past the kill at 500 ms.
+  ServeProcess server({"--slots", "8", "--collective", "gloo"});
   ASSERT_NE(server.port(), 0);
   auto channel = ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials());
   auto stub = v1::Tandem::NewStub(channel);
