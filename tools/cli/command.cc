@@ -1,6 +1,7 @@
 #include "tools/cli/command.h"
 
 #include <cstdio>
+#include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -64,13 +65,13 @@ absl::StatusOr<double> Args::GetDouble(const std::string& key, double fallback) 
 
 absl::Status Args::CheckKnown(const std::set<std::string>& known) const {
   for (const auto& [key, value] : values_) {
-    if (!known.count(key)) return absl::InvalidArgumentError(absl::StrCat("unknown option --", key));
+    if (!known.count(key))
+      return absl::InvalidArgumentError(absl::StrCat("unknown option --", key));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<int64_t>> ParseIdList(const std::string& text,
-                                                 const std::string& what) {
+absl::StatusOr<std::vector<int64_t>> ParseIdList(const std::string& text, const std::string& what) {
   std::vector<int64_t> ids;
   if (absl::StripAsciiWhitespace(text).empty()) return ids;
   for (absl::string_view part : absl::StrSplit(text, ',')) {
@@ -97,6 +98,19 @@ CommandRegistrar::CommandRegistrar(Command command) {
 int Fail(const std::string& command, const absl::Status& status) {
   std::fprintf(stderr, "tandem %s: %s\n", command.c_str(), std::string(status.message()).c_str());
   return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+std::string SourceTreeTokenizer() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
+       dir = dir.parent_path()) {
+    const fs::path candidate = dir / "tests" / "testdata" / "tokenizer" / "tokenizer.json";
+    if (fs::is_regular_file(candidate, ec)) return candidate.string();
+  }
+  return "";
 }
 
 }  // namespace tandem::cli

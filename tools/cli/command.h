@@ -55,10 +55,14 @@ struct CommandRegistrar {
 // Prints "tandem <name>: <status message>" to stderr and returns exit code 1 (2 for usage).
 int Fail(const std::string& command, const absl::Status& status);
 
+// The tokenizer checked into the source tree (tests/testdata/tokenizer/tokenizer.json), found
+// from the executable's location (<repo>/<build dir>/bin/tandem); empty if there is none.
+std::string SourceTreeTokenizer();
+
 }  // namespace tandem::cli
 
 #define TANDEM_CLI_CONCAT_INNER_(a, b) a##b
 #define TANDEM_CLI_CONCAT_(a, b) TANDEM_CLI_CONCAT_INNER_(a, b)
-#define TANDEM_COMMAND(...)                                                          \
-  static ::tandem::cli::CommandRegistrar TANDEM_CLI_CONCAT_(tandem_command_, __LINE__)( \
-      ::tandem::cli::Command{__VA_ARGS__})
+#define TANDEM_COMMAND(...)                                  \
+  static ::tandem::cli::CommandRegistrar TANDEM_CLI_CONCAT_( \
+      tandem_command_, __LINE__)(::tandem::cli::Command{__VA_ARGS__})

@@ -1,6 +1,5 @@
 // tandem make-tiny-model: writes a small, deterministic Nemotron-H checkpoint (core/tiny_model.h).
 #include <cstdio>
-#include <filesystem>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -12,23 +11,7 @@
 namespace tandem::cli {
 namespace {
 
-namespace fs = std::filesystem;
-
 constexpr char kName[] = "make-tiny-model";
-
-// The tokenizer checked into the source tree (tests/testdata/tokenizer/tokenizer.json), found
-// from the executable's location (<repo>/<build dir>/bin/tandem); empty if there is none.
-std::string FindDefaultTokenizer() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
-       dir = dir.parent_path()) {
-    const fs::path candidate = dir / "tests" / "testdata" / "tokenizer" / "tokenizer.json";
-    if (fs::is_regular_file(candidate, ec)) return candidate.string();
-  }
-  return "";
-}
 
 int Run(const Args& args) {
   if (auto s = args.CheckKnown({"seed", "dtype", "shards", "preset", "vocab-size", "tokenizer"});
@@ -60,7 +43,7 @@ int Run(const Args& args) {
   auto vocab = args.GetInt("vocab-size", 0);
   if (!vocab.ok()) return Fail(kName, vocab.status());
   options.vocab_size = *vocab;
-  options.tokenizer_json = args.GetOr("tokenizer", FindDefaultTokenizer());
+  options.tokenizer_json = args.GetOr("tokenizer", SourceTreeTokenizer());
 
   if (auto s = core::WriteTinyModel(options, dir); !s.ok()) return Fail(kName, s);
   std::printf("wrote tiny model '%s' (seed %llu, %s, %d shard%s%s) to %s\n", options.preset.c_str(),

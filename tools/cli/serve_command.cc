@@ -26,18 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 constexpr char kName[] = "serve";
 
-std::string SourceTokenizer() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
-       dir = dir.parent_path()) {
-    const fs::path candidate = dir / "tests" / "testdata" / "tokenizer" / "tokenizer.json";
-    if (fs::is_regular_file(candidate, ec)) return candidate.string();
-  }
-  return "";
-}
-
 absl::StatusOr<std::string> DefaultModelDir() {
   std::string cache;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
@@ -54,7 +42,7 @@ absl::StatusOr<std::string> DefaultModelDir() {
     return dir;
   }
   core::TinyModelOptions options;
-  options.tokenizer_json = SourceTokenizer();
+  options.tokenizer_json = SourceTreeTokenizer();
   if (options.tokenizer_json.empty()) {
     return absl::NotFoundError(
         "the tiny model needs tests/testdata/tokenizer/tokenizer.json from the source tree");
