@@ -352,11 +352,14 @@ absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelD
   ::grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   ::grpc::ServerBuilder builder;
   builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &out->port);
+  // A port in use is an error, not a second server sharing it (gRPC sets SO_REUSEPORT).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_receive_message_bytes));
   builder.RegisterService(out->service.get());
   out->server = builder.BuildAndStart();
   if (!out->server || out->port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, " (in use, or not an address of this host)"));
   }
   ::grpc::HealthCheckServiceInterface* health = out->server->GetHealthCheckService();
   if (health != nullptr) {

@@ -90,6 +90,7 @@ absl::StatusOr<std::unique_ptr<StageExecutor>> StageExecutor::Create(const pb::L
     o.size = parallel.world_size();
     o.store = store.get();
     o.prefix = absl::StrCat(prefix, "/pp");
+    o.host = req.advertise_host();
     o.timeout = ex->timeout_;
     ASSIGN_OR_RETURN(ex->pipeline_, comm::UcxTransport::Create(o));
 #else
@@ -118,6 +119,7 @@ absl::StatusOr<std::unique_ptr<StageExecutor>> StageExecutor::Create(const pb::L
       o.size = parallel.tp;
       o.store = store.get();
       o.prefix = tp_prefix;
+      o.host = req.advertise_host();
       o.timeout = ex->timeout_;
       ASSIGN_OR_RETURN(ex->tp_comm_, comm::UcxCommunicator::Create(o));
 #else
