@@ -119,8 +119,8 @@ TEST_F(ServeTest, ValidationFailuresNameTheField) {
     r.mutable_stopping()->set_min_new_tokens(5);
     cases.push_back({"stopping.min_new_tokens", r});
   }
-  // (Invalid UTF-8 text cannot be sent through the C++ client: proto3 refuses to serialize it;
-  // validation_test covers the server's check.)
+  // (Invalid UTF-8 cannot be sent through the C++ client: proto3 refuses to serialize it;
+  // isolation_test sends raw bytes for every string field.)
   {
     auto r = Tokens({1}, 4);
     r.mutable_stopping()->add_stop("");
