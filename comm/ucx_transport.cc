@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "comm/net_interface.h"
 #include "comm/ucx_errors.h"
 #include "core/logging.h"
 #include "core/status.h"
@@ -272,6 +273,20 @@ absl::StatusOr<std::unique_ptr<UcxTransport>> UcxTransport::Create(const UcxOpti
     if (st != UCS_OK) {
       ucp_config_release(config);
       return UcsStatusToStatus(st, absl::StrCat(name, ": excluding shared-memory transports"));
+    }
+  }
+  if (getenv("UCX_NET_DEVICES") == nullptr) {
+    const std::string host = options.host.empty() ? "127.0.0.1" : options.host;
+    absl::StatusOr<std::string> device = InterfaceOfAddress(host);
+    ucs_status_t st = UCS_OK;
+    if (device.ok()) st = ucp_config_modify(config, "NET_DEVICES", device->c_str());
+    if (!device.ok() || st != UCS_OK) {
+      ucp_config_release(config);
+      restore_env();
+      if (!device.ok()) {
+        return core::Annotate(device.status(), absl::StrCat(name, ": the interface to listen on"));
+      }
+      return UcsStatusToStatus(st, absl::StrCat(name, ": NET_DEVICES=", *device));
     }
   }
   ucp_params_t params{};

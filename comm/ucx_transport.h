@@ -43,6 +43,10 @@ struct UcxOptions {
   // processes itself (/proc/<pid>, every 50 ms while waiting on one). false: no shared memory
   // (UCX_TLS=^posix,sysv); a dead peer is seen by UCX itself when its tcp connection closes.
   bool shared_memory = true;
+  // The address other ranks reach this one at (empty = 127.0.0.1). UCX's network transports are
+  // limited to the interface holding it (UCX's NET_DEVICES), so this rank listens on no other
+  // interface; an explicit UCX_NET_DEVICES in the environment wins.
+  std::string host;
 };
 
 class UcxTransport final : public Transport {

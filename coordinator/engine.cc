@@ -299,6 +299,22 @@ void Engine::Loop() {
       auto it = live_.find(p.id);
       if (it == live_.end()) continue;  // ended while the step ran
       if (p.sample) {
+        // A failure of this sequence alone (the worker could not sample it) ends this request
+        // only; the replica and everyone else's requests go on.
+        absl::Status failed;
+        if (r.error_code() != 0) {
+          failed = absl::Status(static_cast<absl::StatusCode>(r.error_code()), r.error());
+        } else if (r.token_id() < 0 || r.token_id() >= options_.limits.vocab_size) {
+          failed = absl::InternalError(absl::StrCat("the worker sampled token ", r.token_id(),
+                                                    ", outside the vocabulary [0, ",
+                                                    options_.limits.vocab_size, ")"));
+        }
+        if (!failed.ok()) {
+          scheduler_.Complete(p.id, std::nullopt);
+          TANDEM_LOG(WARNING) << "request " << it->second->request_id << " failed: " << failed;
+          Terminate(*it->second, std::move(failed), v1::FINISH_REASON_UNSPECIFIED);
+          continue;
+        }
         scheduler_.Complete(p.id, r.token_id());
         OnToken(*it->second, r.token_id(), r);
       } else {
@@ -334,8 +350,11 @@ wv1::StepRequest Engine::BuildRequest(const StepPlan& plan) {
     if (p.sample) {
       const auto& sp = live.request.sampling();
       wv1::SamplingParams* w = s->mutable_sampling();
-      w->set_temperature(sp.has_temperature() ? sp.temperature() : 0.0f);
-      w->set_top_k(sp.top_k());
+      // Bounded by what they mean: top_k >= the vocabulary keeps everything (off), a temperature
+      // too small to divide logits by without overflow is greedy (its limit).
+      const float temperature = sp.has_temperature() ? sp.temperature() : 0.0f;
+      w->set_temperature(temperature < kMinTemperature ? 0.0f : temperature);
+      w->set_top_k(sp.top_k() >= options_.limits.vocab_size ? 0 : sp.top_k());
       w->set_top_p(sp.has_top_p() ? sp.top_p() : 1.0f);
       w->set_min_p(sp.min_p());
       w->set_repetition_penalty(sp.has_repetition_penalty() ? sp.repetition_penalty() : 1.0f);

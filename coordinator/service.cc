@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/wire_request.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
@@ -189,7 +190,25 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
                              int64_t max_receive_message_bytes)
     : engine_(engine),
       model_(std::move(model)),
-      max_receive_message_bytes_(max_receive_message_bytes) {}
+      max_receive_message_bytes_(max_receive_message_bytes) {
+  // Requests with string fields arrive as bytes, so that invalid UTF-8 is INVALID_ARGUMENT naming
+  // the field rather than protobuf's empty UNIMPLEMENTED (wire_request.h).
+  using ::grpc::internal::CallbackServerStreamingHandler;
+  using ::grpc::internal::CallbackUnaryHandler;
+  MarkMethodCallback(TandemMethodIndex("Generate"),
+                     new CallbackUnaryHandler<::grpc::ByteBuffer, v1::GenerateResponse>(
+                         UnaryFromWire(this, &TandemService::Generate)));
+  MarkMethodCallback(
+      TandemMethodIndex("GenerateStream"),
+      new CallbackServerStreamingHandler<::grpc::ByteBuffer, v1::GenerateStreamResponse>(
+          StreamFromWire(this, &TandemService::GenerateStream)));
+  MarkMethodCallback(TandemMethodIndex("Abort"),
+                     new CallbackUnaryHandler<::grpc::ByteBuffer, v1::AbortResponse>(
+                         UnaryFromWire(this, &TandemService::Abort)));
+  MarkMethodCallback(TandemMethodIndex("Tokenize"),
+                     new CallbackUnaryHandler<::grpc::ByteBuffer, v1::TokenizeResponse>(
+                         UnaryFromWire(this, &TandemService::Tokenize)));
+}
 
 ::grpc::ServerUnaryReactor* TandemService::Generate(::grpc::CallbackServerContext* context,
                                                     const v1::GenerateRequest* request,
@@ -333,11 +352,14 @@ absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelD
   ::grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   ::grpc::ServerBuilder builder;
   builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &out->port);
+  // A port in use is an error, not a second server sharing it (gRPC sets SO_REUSEPORT).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_receive_message_bytes));
   builder.RegisterService(out->service.get());
   out->server = builder.BuildAndStart();
   if (!out->server || out->port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, " (in use, or not an address of this host)"));
   }
   ::grpc::HealthCheckServiceInterface* health = out->server->GetHealthCheckService();
   if (health != nullptr) {

@@ -22,6 +22,9 @@ struct ModelDescription {
   int64_t num_hidden_layers = 0;
 };
 
+// Generate, GenerateStream, Abort and Tokenize are registered with their request as bytes and
+// parsed by wire_request.h (invalid UTF-8 -> INVALID_ARGUMENT naming the field); the typed
+// handlers below then get a request that lives only until they return, so they copy what they keep.
 class TandemService final : public ::tandem::v1::Tandem::CallbackService {
  public:
   TandemService(Engine* engine, ModelDescription model, int64_t max_receive_message_bytes);

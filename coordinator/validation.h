@@ -14,6 +14,10 @@
 
 namespace tandem::coordinator {
 
+// A positive temperature below this divides logits into overflow; it is sampled as greedy (its
+// limit). The workers apply the same bound (worker/sequence_sampling.h).
+inline constexpr float kMinTemperature = 1e-6f;
+
 struct ValidationLimits {
   int64_t vocab_size = 0;
   int64_t max_context = 0;  // prompt + generated positions

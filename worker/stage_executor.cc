@@ -11,6 +11,7 @@
 #include "kernels/cpu/sampling.h"
 #include "model/batch_metadata.h"
 #include "sharding/layer_partition.h"
+#include "worker/sequence_sampling.h"
 
 #ifdef TANDEM_WORKER_HAVE_GLOO
 #include "comm/gloo_communicator.h"
@@ -89,6 +90,7 @@ absl::StatusOr<std::unique_ptr<StageExecutor>> StageExecutor::Create(const pb::L
     o.size = parallel.world_size();
     o.store = store.get();
     o.prefix = absl::StrCat(prefix, "/pp");
+    o.host = req.advertise_host();
     o.timeout = ex->timeout_;
     ASSIGN_OR_RETURN(ex->pipeline_, comm::UcxTransport::Create(o));
 #else
@@ -117,6 +119,7 @@ absl::StatusOr<std::unique_ptr<StageExecutor>> StageExecutor::Create(const pb::L
       o.size = parallel.tp;
       o.store = store.get();
       o.prefix = tp_prefix;
+      o.host = req.advertise_host();
       o.timeout = ex->timeout_;
       ASSIGN_OR_RETURN(ex->tp_comm_, comm::UcxCommunicator::Create(o));
 #else
@@ -274,19 +277,15 @@ absl::Status StageExecutor::Sample(const pb::StepRequest& req, const model::Step
 
 namespace {
 
-kernels::cpu::SamplingParams ToKernelParams(const pb::SequenceStep& seq) {
-  const pb::SamplingParams& sp = seq.sampling();
-  kernels::cpu::SamplingParams p;
-  p.temperature = sp.temperature();
-  p.top_k = sp.top_k();
-  p.top_p = sp.top_p() > 0 ? sp.top_p() : 1.0f;
-  p.min_p = sp.min_p();
-  p.repetition_penalty = sp.repetition_penalty() > 0 ? sp.repetition_penalty() : 1.0f;
-  p.presence_penalty = sp.presence_penalty();
-  p.frequency_penalty = sp.frequency_penalty();
-  p.seed = sp.seed();
-  p.position = seq.start_pos() + seq.token_ids_size();
-  return p;
+// Fails one sequence of a step (the others are unaffected).
+void FailSequence(const absl::Status& status, uint64_t tag, pb::SequenceResult* out) {
+  out->set_token_id(-1);
+  out->set_error_code(static_cast<int32_t>(status.code()));
+  out->set_error(absl::StrCat("sequence ", tag, ": ", status.message()));
+}
+
+absl::Status NoCandidate() {
+  return absl::InternalError("sampling left no candidate token (every logit was masked or -inf)");
 }
 
 }  // namespace
@@ -327,14 +326,23 @@ absl::Status StageExecutor::SampleGathered(const pb::StepRequest& req,
     if (seq.logits() == pb::LOGITS_ALL) {
       out->set_all_logits(row0, count * vocab * sizeof(float));
     }
+    const absl::StatusOr<kernels::cpu::SamplingParams> params = SequenceSamplingParams(seq, vocab);
+    if (!params.ok()) {
+      FailSequence(params.status(), seq.request_tag(), out);
+      continue;
+    }
     std::vector<float> last(row0 + (count - 1) * vocab, row0 + count * vocab);
     std::vector<float> logprobs(vocab);
     kernels::cpu::LogSoftmax(last.data(), logprobs.data(), vocab);
     const int32_t token =
-        kernels::cpu::Sample(last.data(), vocab, ToKernelParams(seq), hist.prompt, hist.output);
+        kernels::cpu::Sample(last.data(), vocab, *params, hist.prompt, hist.output);
+    if (token < 0 || token >= vocab) {
+      FailSequence(NoCandidate(), seq.request_tag(), out);
+      continue;
+    }
     out->set_token_id(token);
-    out->set_logprob(token >= 0 ? logprobs[token] : 0.0f);
-    const int n = std::clamp(seq.top_logprobs(), 0, 20);
+    out->set_logprob(logprobs[token]);
+    const int n = SequenceTopLogprobs(seq);
     for (const kernels::cpu::TokenScore& t : kernels::cpu::TopN(logprobs.data(), vocab, 0, n)) {
       pb::TokenLogprob* lp = out->add_top_logprobs();
       lp->set_token_id(t.token);
@@ -373,14 +381,22 @@ absl::Status StageExecutor::SampleSharded(const pb::StepRequest& req,
     bool full_row = false;    // top-p without top-k: filtered on the gathered row
   };
   std::vector<Row> rows;
+  // Per sequence: why it could not be sampled (every rank decides the same from the same plan).
+  std::vector<absl::Status> failed(req.sequences_size());
+  // Candidates per row and rank: bounded by the rank's slice, whatever top_k asks for.
   int32_t max_n = 0, max_k = 0;
   bool any_min_p = false, any_full = false, any_late_pick = false;
   for (int i = 0; i < req.sequences_size(); ++i) {
     if (local.row_count[i] == 0) continue;
     const pb::SequenceStep& seq = req.sequences(i);
+    absl::StatusOr<kc::SamplingParams> params = SequenceSamplingParams(seq, vocab);
+    if (!params.ok()) {
+      failed[i] = params.status();
+      continue;
+    }
     Row row;
     row.seq = i;
-    row.params = ToKernelParams(seq);
+    row.params = *params;
     const float* src =
         local.logits.data<float>() + (local.row_begin[i] + local.row_count[i] - 1) * vl;
     row.raw.assign(src, src + vl);
@@ -392,23 +408,25 @@ absl::Status StageExecutor::SampleSharded(const pb::StepRequest& req,
     row.final_pick = p.temperature == 0.0f || !filters;
     if (p.temperature > 0.0f) {
       for (float& v : row.work) v /= p.temperature;
-      if (p.top_k > 0) max_k = std::max(max_k, p.top_k);
+      if (p.top_k > 0)
+        max_k = std::max(max_k, static_cast<int32_t>(std::min<int64_t>(p.top_k, vl)));
       // Top-p needs the global order of what top-k kept (ties included): the filtered row.
       row.full_row = p.top_p < 1.0f;
     }
     any_full = any_full || row.full_row;
     any_min_p = any_min_p || (p.temperature > 0.0f && p.min_p > 0.0f);
     any_late_pick = any_late_pick || !row.final_pick;
-    max_n = std::max(max_n, std::clamp(seq.top_logprobs(), 0, 20));
+    max_n = std::max(max_n, SequenceTopLogprobs(seq));
     rows.push_back(std::move(row));
   }
   const int64_t nrows = static_cast<int64_t>(rows.size());
   if (nrows == 0) {
     if (answers()) {
-      for (const pb::SequenceStep& seq : req.sequences()) {
+      for (int i = 0; i < req.sequences_size(); ++i) {
         pb::SequenceResult* out = response->add_results();
-        out->set_request_tag(seq.request_tag());
+        out->set_request_tag(req.sequences(i).request_tag());
         out->set_token_id(-1);
+        if (!failed[i].ok()) FailSequence(failed[i], req.sequences(i).request_tag(), out);
       }
     }
     return absl::OkStatus();
@@ -447,7 +465,8 @@ absl::Status StageExecutor::SampleSharded(const pb::StepRequest& req,
       *cand_at(mine.data(), r, 1 + c) = {top_n[c].token, top_n[c].score, top_n[c].score};
     }
     if (row.params.temperature > 0.0f && row.params.top_k > 0) {
-      const auto top_k = kc::TopN(row.work.data(), vl, vbegin, row.params.top_k);
+      const auto top_k =
+          kc::TopN(row.work.data(), vl, vbegin, std::min<int64_t>(row.params.top_k, vl));
       for (size_t c = 0; c < top_k.size(); ++c) {
         *cand_at(mine.data(), r, 1 + max_n + c) = {top_k[c].token, top_k[c].score, 0.0f};
       }
@@ -480,8 +499,9 @@ absl::Status StageExecutor::SampleSharded(const pb::StepRequest& req,
     if (p.temperature == 0.0f || row.final_pick) continue;
     if (p.top_k > 0) {
       std::vector<kc::TokenScore> survivors;
+      const int64_t local_k = std::min<int64_t>(p.top_k, vl);  // each rank sent at most vl
       for (int k = 0; k < tp; ++k) {
-        for (int64_t c = 0; c < p.top_k; ++c) {
+        for (int64_t c = 0; c < local_k; ++c) {
           const Cand cd = *cand_at(rank_rec(k, r), r, 1 + max_n + c);
           if (cd.token >= 0 && cd.score != kNegInf) survivors.push_back({cd.token, cd.score});
         }
@@ -566,12 +586,20 @@ absl::Status StageExecutor::SampleSharded(const pb::StepRequest& req,
     pb::SequenceResult* out = response->add_results();
     out->set_request_tag(seq.request_tag());
     out->set_token_id(-1);
+    if (!failed[i].ok()) {
+      FailSequence(failed[i], seq.request_tag(), out);
+      continue;
+    }
     const int64_t r = row_of[i];
     if (r < 0) continue;
+    if (picks[r].token < 0 || picks[r].token >= vocab) {
+      FailSequence(NoCandidate(), seq.request_tag(), out);
+      continue;
+    }
     out->set_token_id(picks[r].token);
-    out->set_logprob(picks[r].token >= 0 ? static_cast<float>(pick_raw[r] - norm[r]) : 0.0f);
+    out->set_logprob(static_cast<float>(pick_raw[r] - norm[r]));
     // Top-N log-probabilities: the global top N is within the union of the ranks' top N.
-    const int n = std::clamp(seq.top_logprobs(), 0, 20);
+    const int n = SequenceTopLogprobs(seq);
     if (n == 0) continue;
     std::vector<kc::TokenScore> union_n;
     for (int k = 0; k < tp; ++k) {

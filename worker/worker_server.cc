@@ -187,12 +187,15 @@ absl::Status RunWorkerServer(const WorkerServerOptions& options) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  // A port in use is an error, not a second worker sharing it (gRPC sets SO_REUSEPORT).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(256 << 20);
   builder.SetMaxSendMessageSize(256 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
+                                               " (in use, or not an address of this host)"));
   }
   if (!options.port_file.empty()) RETURN_IF_ERROR(WritePortFile(options.port_file, port));
   TANDEM_LOG(INFO) << "worker " << getpid() << " serving tandem.worker.v1 on port " << port;

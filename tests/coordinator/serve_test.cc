@@ -23,185 +23,10 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tandem/v1/tandem.grpc.pb.h"
+#include "tests/coordinator/serve_fixture.h"
 
 namespace tandem::coordinator {
 namespace {
-
-namespace v1 = ::tandem::v1;
-using Clock = std::chrono::system_clock;
-
-// Starts `argv` in a new process group that dies with this test binary (PR_SET_PDEATHSIG, so a
-// CTest timeout leaves nothing behind; a server's workers follow their parent the same way), with
-// stdout to `stdout_path` when given and the tiny model cached under the build directory.
-pid_t SpawnInOwnGroup(std::vector<std::string> argv, const std::string& stdout_path) {
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    setenv("XDG_CACHE_HOME", (std::string(TANDEM_BINARY_DIR) + "/test-cache").c_str(), 1);
-    if (!stdout_path.empty()) {
-      FILE* f = freopen(stdout_path.c_str(), "w", stdout);
-      (void)f;
-    }
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  setpgid(pid, pid);
-  return pid;
-}
-
-class ServeProcess {
- public:
-  explicit ServeProcess(const std::vector<std::string>& extra) {
-    static int instances = 0;  // several servers per test binary: one output file each
-    const std::string dir = ::testing::TempDir() + "/serve_" + std::to_string(getpid()) + "_" +
-                            std::to_string(instances++);
-    out_path_ = dir + ".out";
-    std::vector<std::string> argv = {std::string(TANDEM_BINARY_DIR) + "/bin/tandem", "serve",
-                                     "--port", "0"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    pid_ = SpawnInOwnGroup(argv, out_path_);
-    const auto until = Clock::now() + std::chrono::seconds(120);
-    while (Clock::now() < until && port_ == 0) {
-      std::ifstream in(out_path_);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      const std::string text = ss.str();
-      const auto at = text.find("listening on ");
-      const auto colon = at == std::string::npos ? at : text.find(':', at);
-      if (colon != std::string::npos) port_ = std::atoi(text.c_str() + colon + 1);
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = 0;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  ~ServeProcess() {
-    if (pid_ > 0) {
-      kill(-pid_, SIGTERM);
-      const auto until = Clock::now() + std::chrono::seconds(10);
-      int status = 0;
-      while (waitpid(pid_, &status, WNOHANG) == 0 && Clock::now() < until) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      kill(-pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-    }
-  }
-  int port() const { return port_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
-  pid_t pid() const { return pid_; }
-  // Pids whose parent is the server (the workers).
-  std::vector<pid_t> Children() const {
-    std::vector<pid_t> out;
-    DIR* d = opendir("/proc");
-    if (d == nullptr) return out;
-    while (dirent* e = readdir(d)) {
-      const int p = std::atoi(e->d_name);
-      if (p <= 0) continue;
-      std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
-      std::string line;
-      std::getline(stat, line);
-      const auto close = line.rfind(')');
-      if (close == std::string::npos) continue;
-      std::istringstream rest(line.substr(close + 2));
-      char state = 0;
-      int ppid = 0;
-      rest >> state >> ppid;
-      if (ppid == pid_ && state != 'Z') out.push_back(p);
-    }
-    closedir(d);
-    return out;
-  }
-
- private:
-  pid_t pid_ = 0;
-  int port_ = 0;
-  std::string out_path_;
-};
-
-struct Result {
-  ::grpc::Status status;
-  std::vector<int32_t> ids;
-  std::string text;
-  v1::FinishReason reason = v1::FINISH_REASON_UNSPECIFIED;
-  std::vector<v1::TokenLogprob> logprobs;
-};
-
-Result Stream(v1::Tandem::Stub& stub, const v1::GenerateRequest& req, int timeout_ms = 60000) {
-  ::grpc::ClientContext ctx;
-  ctx.set_deadline(Clock::now() + std::chrono::milliseconds(timeout_ms));
-  auto reader = stub.GenerateStream(&ctx, req);
-  v1::GenerateStreamResponse msg;
-  Result r;
-  while (reader->Read(&msg)) {
-    r.ids.insert(r.ids.end(), msg.token_ids().begin(), msg.token_ids().end());
-    r.text += msg.text_delta();
-    r.logprobs.insert(r.logprobs.end(), msg.logprobs().begin(), msg.logprobs().end());
-    if (msg.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) r.reason = msg.finish_reason();
-  }
-  r.status = reader->Finish();
-  return r;
-}
-
-v1::GenerateRequest Tokens(const std::vector<int32_t>& ids, int max_new) {
-  v1::GenerateRequest r;
-  for (int32_t id : ids) r.mutable_tokens()->add_ids(id);
-  r.mutable_stopping()->set_max_new_tokens(max_new);
-  r.mutable_stopping()->set_ignore_eos(true);
-  return r;
-}
-
-// An f32 tiny model (with the built-in tokenizer), written once per test process. Tests that
-// compare tokens across batchings or layouts use it: the bf16 default rounds activations to bf16,
-// so a different (equally valid) order of f32 additions, e.g. a prompt prefilled in two chunks
-// instead of one, can round a value to the neighbouring bf16 number and change a near-tied argmax
-// (docs/serving.md, "Reproducibility").
-const std::string& F32Model() {
-  static const std::string dir = [] {
-    const std::string d = ::testing::TempDir() + "/serve_f32_model_" + std::to_string(getpid());
-    const std::string make = std::string(TANDEM_BINARY_DIR) + "/bin/tandem make-tiny-model " + d +
-                             " --dtype f32 --seed 7 > /dev/null";
-    EXPECT_EQ(std::system(make.c_str()), 0) << make;
-    std::atexit([] {
-      std::system(
-          ("rm -rf " + ::testing::TempDir() + "/serve_f32_model_" + std::to_string(getpid()))
-              .c_str());
-    });
-    return d;
-  }();
-  return dir;
-}
-
-v1::GetModelInfoResponse Info(v1::Tandem::Stub& stub) {
-  ::grpc::ClientContext ctx;
-  ctx.set_deadline(Clock::now() + std::chrono::seconds(10));
-  v1::GetModelInfoResponse info;
-  EXPECT_TRUE(stub.GetModelInfo(&ctx, {}, &info).ok());
-  return info;
-}
-
-// The pools are back to full once nothing is live (polling: the engine frees within a step).
-void ExpectPoolsFull(v1::Tandem::Stub& stub) {
-  v1::GetModelInfoResponse info;
-  for (int i = 0; i < 200; ++i) {
-    info = Info(stub);
-    if (info.capacities().free_slots() == info.capacities().num_slots() &&
-        info.capacities().free_blocks() == info.capacities().num_blocks()) {
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ADD_FAILURE() << info.capacities().DebugString();
-}
 
 class ServeTest : public ::testing::Test {
  protected:
@@ -239,28 +64,6 @@ class ServeTest : public ::testing::Test {
   std::unique_ptr<v1::Tandem::Stub> stub_;
 };
 ServeProcess* ServeTest::server_ = nullptr;
-
-// grpc.health.v1.Health/Check with an empty service name, hand-encoded: the response's field 1
-// (status) is SERVING = 1 or NOT_SERVING = 2. Returns -1 on an RPC error.
-int HealthStatus(const std::shared_ptr<::grpc::Channel>& channel) {
-  ::grpc::GenericStub stub(channel);
-  ::grpc::ClientContext ctx;
-  ctx.set_deadline(Clock::now() + std::chrono::seconds(5));
-  ::grpc::ByteBuffer request, response;
-  ::grpc::Slice empty("", 0);
-  request = ::grpc::ByteBuffer(&empty, 1);
-  std::promise<::grpc::Status> done;
-  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", ::grpc::StubOptions(), &request, &response,
-                 [&done](::grpc::Status s) { done.set_value(s); });
-  const ::grpc::Status s = done.get_future().get();
-  if (!s.ok()) return -1;
-  std::vector<::grpc::Slice> slices;
-  if (!response.Dump(&slices).ok()) return -1;
-  std::string bytes;
-  for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
-  if (bytes.size() == 2 && bytes[0] == 0x08) return bytes[1];
-  return bytes.empty() ? 0 : -2;
-}
 
 TEST_F(ServeTest, ConcurrentStreamsEqualEachAlone) {
   std::mt19937 rng(std::random_device{}());
@@ -316,8 +119,8 @@ TEST_F(ServeTest, ValidationFailuresNameTheField) {
     r.mutable_stopping()->set_min_new_tokens(5);
     cases.push_back({"stopping.min_new_tokens", r});
   }
-  // (Invalid UTF-8 text cannot be sent through the C++ client: proto3 refuses to serialize it;
-  // validation_test covers the server's check.)
+  // (Invalid UTF-8 cannot be sent through the C++ client: proto3 refuses to serialize it;
+  // isolation_test sends raw bytes for every string field.)
   {
     auto r = Tokens({1}, 4);
     r.mutable_stopping()->add_stop("");

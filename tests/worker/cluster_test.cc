@@ -6,11 +6,13 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <cfloat>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -249,6 +251,92 @@ TEST(ClusterTest, StepStreamAnswersLikeStepAndRejectsBadPlans) {
   auto again = (*cluster)->Step(prefill);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->results(0).token_id(), unary->results(0).token_id());
+}
+
+// A plan whose sampling parameters no coordinator would send (defence in depth): the sequence
+// with an unusable parameter fails alone with INVALID_ARGUMENT naming it, extreme but meaningful
+// values (top_k = 2^31-1, temperature = FLT_MAX, a denormal temperature, top_logprobs = 2^31-1)
+// are sampled, the other sequences of the same step are answered as if alone, and the replica
+// goes on; on the gathered (tp=1) and the vocabulary-sharded (tp=2) sampler.
+TEST(ClusterTest, OneSequenceWithBadSamplingFailsAloneAndTheReplicaGoesOn) {
+  const std::string dir = TinyModelDir("tiny", core::DType::kF32);
+  for (int tp : {1, 2}) {
+    SCOPED_TRACE(absl::StrCat("tp=", tp));
+    auto cluster = LocalCluster::Start(ClusterOptions(dir, tp, 1));
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    const int64_t vocab = (*cluster)->infos()[0].capabilities().vocab_size();
+    const auto seq = [&](int32_t slot, uint64_t tag) {
+      pb::SequenceStep s;
+      s.set_slot(slot);
+      s.add_block_table(slot * 4);
+      for (int32_t t : RandomPrompt(6, static_cast<int>(vocab), 20 + slot)) s.add_token_ids(t);
+      s.set_logits(pb::LOGITS_LAST);
+      s.set_prompt_len(6);
+      s.set_request_tag(tag);
+      s.mutable_sampling()->set_temperature(1.0f);
+      s.mutable_sampling()->set_seed(5);
+      return s;
+    };
+    pb::StepRequest alone;
+    *alone.add_sequences() = seq(0, 1);
+    auto want = (*cluster)->Step(alone);
+    ASSERT_TRUE(want.ok()) << want.status();
+
+    struct Case {
+      const char* field;  // empty: served
+      void (*set)(pb::SequenceStep*);
+    };
+    const Case cases[] = {
+        {"sampling.temperature",
+         [](pb::SequenceStep* s) {
+           s->mutable_sampling()->set_temperature(std::numeric_limits<float>::quiet_NaN());
+         }},
+        {"sampling.top_k", [](pb::SequenceStep* s) { s->mutable_sampling()->set_top_k(-3); }},
+        {"sampling.top_p", [](pb::SequenceStep* s) { s->mutable_sampling()->set_top_p(7.0f); }},
+        {"sampling.repetition_penalty",
+         [](pb::SequenceStep* s) {
+           s->mutable_sampling()->set_repetition_penalty(-std::numeric_limits<float>::infinity());
+         }},
+        {"",
+         [](pb::SequenceStep* s) {
+           s->mutable_sampling()->set_top_k(std::numeric_limits<int32_t>::max());
+           s->set_top_logprobs(std::numeric_limits<int32_t>::max());
+         }},
+        {"", [](pb::SequenceStep* s) { s->mutable_sampling()->set_temperature(FLT_MAX); }},
+        {"",
+         [](pb::SequenceStep* s) {
+           s->mutable_sampling()->set_temperature(std::numeric_limits<float>::denorm_min());
+           s->mutable_sampling()->set_top_p(std::numeric_limits<float>::denorm_min());
+           s->mutable_sampling()->set_min_p(1.0f);
+         }},
+    };
+    for (const Case& c : cases) {
+      SCOPED_TRACE(c.field);
+      pb::StepRequest step;
+      *step.add_sequences() = seq(0, 1);
+      pb::SequenceStep* odd = step.add_sequences();
+      *odd = seq(1, 2);
+      c.set(odd);
+      auto got = (*cluster)->Step(step);
+      ASSERT_TRUE(got.ok()) << got.status();
+      ASSERT_EQ(got->results_size(), 2);
+      EXPECT_EQ(got->results(0).token_id(), want->results(0).token_id());
+      EXPECT_EQ(got->results(0).error_code(), 0);
+      const pb::SequenceResult& r = got->results(1);
+      if (*c.field == '\0') {
+        EXPECT_EQ(r.error_code(), 0) << r.error();
+        EXPECT_GE(r.token_id(), 0);
+        EXPECT_LT(r.token_id(), vocab);
+      } else {
+        EXPECT_EQ(r.error_code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+        EXPECT_THAT(r.error(), ::testing::HasSubstr(std::string(c.field) + ":"));
+        EXPECT_EQ(r.token_id(), -1);
+      }
+    }
+    auto again = (*cluster)->Step(alone);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->results(0).token_id(), want->results(0).token_id());
+  }
 }
 
 // Two micro-batches (disjoint sequences) in flight at once on a 2-stage pipeline, many steps:

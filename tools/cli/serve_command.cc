@@ -18,6 +18,7 @@
 #include "core/tiny_model.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/cli/command.h"
+#include "tools/cli/flag_checks.h"
 #include "worker/local_cluster.h"
 
 namespace tandem::cli {
@@ -72,6 +73,7 @@ absl::Status Run(const Args& args) {
       {"model", "tp", "pp", "port", "host", "slots", "blocks", "block-size", "max-tokens-per-step",
        "max-queued-requests", "max-queued-prompt-tokens", "max-new-tokens", "max-receive-bytes",
        "collective", "micro-batches", "workers", "rendezvous-host", "start-timeout"}));
+  RETURN_IF_ERROR(CheckServeFlags(args));
   // Block the shutdown signals before any thread starts; sigwait below takes them.
   sigset_t signals;
   sigemptyset(&signals);
@@ -169,6 +171,7 @@ absl::Status Run(const Args& args) {
   eopts.limits.max_top_logprobs = caps.max_top_logprobs() > 0 ? caps.max_top_logprobs() : 20;
   eopts.limits.max_prompt_text_bytes = max_receive;
   eopts.eos_token_id = caps.eos_token_id();
+  RETURN_IF_ERROR(CheckServeCapacity(eopts));
 
   ClusterExecutor executor(cluster.get(), static_cast<int>(micro_batches));
   std::shared_ptr<const tokenizer::Tokenizer> shared_tok(std::move(tok));

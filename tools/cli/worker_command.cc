@@ -5,6 +5,7 @@
 
 #include "core/status.h"
 #include "tools/cli/command.h"
+#include "tools/cli/flag_checks.h"
 #include "worker/worker_server.h"
 
 namespace tandem::cli {
@@ -14,6 +15,7 @@ constexpr char kName[] = "worker";
 
 absl::Status Run(const Args& args) {
   RETURN_IF_ERROR(args.CheckKnown({"listen", "port-file", "parent-pid"}));
+  RETURN_IF_ERROR(CheckWorkerFlags(args));
   worker::WorkerServerOptions o;
   o.listen = args.GetOr("listen", o.listen);
   o.port_file = args.GetOr("port-file", "");
