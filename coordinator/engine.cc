@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "auth/random.h"
 #include "coordinator/stop_matcher.h"
 #include "core/logging.h"
 #include "core/status.h"
@@ -17,6 +18,7 @@ namespace wv1 = ::tandem::worker::v1;
 struct Engine::Live {
   uint64_t id = 0;
   std::string request_id;
+  std::string owner;
   v1::GenerateRequest request;
   std::vector<int32_t> prompt;
   int32_t max_new_tokens = 1;
@@ -120,13 +122,23 @@ absl::StatusOr<std::string> Engine::Submit(Submission submission) {
   live->stop_ids.insert(req.stopping().stop_token_ids().begin(),
                         req.stopping().stop_token_ids().end());
 
+  // Server-assigned ids are unguessable: nobody can name (e.g. Abort) a request they were not
+  // told the id of.
+  std::string assigned;
+  if (req.request_id().empty()) {
+    ASSIGN_OR_RETURN(const std::string hex, auth::RandomHex(16));
+    assigned = absl::StrCat("req-", hex);
+  }
+  live->owner = std::move(submission.owner);
+
   std::lock_guard<std::mutex> lock(mu_);
   if (broken_) {
     return absl::UnavailableError(absl::StrCat("no replica is ready: ", broken_reason_));
   }
   live->id = next_id_++;
-  live->request_id = req.request_id().empty() ? absl::StrCat("req-", live->id) : req.request_id();
-  if (by_request_id_.count(live->request_id) > 0) {
+  live->request_id = req.request_id().empty() ? assigned : req.request_id();
+  // Ids are per owner: a caller can neither see nor collide with another caller's ids.
+  if (by_request_id_.count({live->owner, live->request_id}) > 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("request_id: '", live->request_id, "' is already in flight"));
   }
@@ -137,16 +149,16 @@ absl::StatusOr<std::string> Engine::Submit(Submission submission) {
   spec.max_new_tokens = max_new;
   RETURN_IF_ERROR(scheduler_.Add(std::move(spec)));
   ++ledger_.accepted;
-  by_request_id_[live->request_id] = live->id;
+  by_request_id_[{live->owner, live->request_id}] = live->id;
   const std::string id = live->request_id;
   live_[live->id] = std::move(live);
   cv_.notify_all();
   return id;
 }
 
-bool Engine::Cancel(const std::string& request_id) {
+bool Engine::Cancel(const std::string& owner, const std::string& request_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = by_request_id_.find(request_id);
+  auto it = by_request_id_.find({owner, request_id});
   if (it == by_request_id_.end()) return false;
   live_.at(it->second)->cancel_requested = true;
   cv_.notify_all();
@@ -180,7 +192,7 @@ void Engine::Terminate(Live& live, absl::Status status, v1::FinishReason reason)
   ++ledger_.terminated;
   ++ledger_.by_code[status.code()];
   auto on_output = std::move(live.on_output);
-  by_request_id_.erase(live.request_id);
+  by_request_id_.erase({live.owner, live.request_id});
   live_.erase(live.id);  // `live` is gone from here on
   on_output(std::move(out));
 }

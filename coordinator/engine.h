@@ -71,6 +71,9 @@ struct Submission {
   absl::Time deadline = absl::InfiniteFuture();  // the gRPC deadline
   std::function<bool()> is_cancelled;            // polled each step (may be empty)
   std::function<void(RequestOutput)> on_output;  // called on the engine thread
+  // Who submitted it (coordinator/api_keys.h Caller::owner; "" without API keys). Request ids
+  // are unique per owner, and only the owner can Cancel its requests.
+  std::string owner;
 };
 
 struct LedgerStats {
@@ -91,8 +94,9 @@ class Engine {
   // Validates and queues. On error nothing is queued and on_output is never called. Returns the
   // request id (the client's, or a generated one).
   [[nodiscard]] absl::StatusOr<std::string> Submit(Submission submission);
-  // Ends the request with CANCELLED at the next step; false if it is not live.
-  bool Cancel(const std::string& request_id);
+  // Ends `owner`'s request with CANCELLED at the next step; false if `owner` has no live request
+  // of that id (whether or not another owner has one).
+  bool Cancel(const std::string& owner, const std::string& request_id);
 
   bool healthy() const { return !broken_.load(); }
   std::string broken_reason() const;
@@ -118,7 +122,7 @@ class Engine {
   std::condition_variable cv_;
   Scheduler scheduler_;
   std::map<uint64_t, std::unique_ptr<Live>> live_;
-  std::map<std::string, uint64_t> by_request_id_;
+  std::map<std::pair<std::string, std::string>, uint64_t> by_request_id_;  // (owner, id)
   uint64_t next_id_ = 1;
   uint64_t next_step_id_ = 1;
   int max_in_flight_ = 1;

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/auth_interceptor.h"
 #include "coordinator/wire_request.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -33,10 +34,21 @@ absl::Time DeadlineOf(::grpc::CallbackServerContext* context) {
 // method does, since OnDone may delete the reactor on another thread right after Finish.
 class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
  public:
+  // `admission` not OK: the call is refused with it (authentication, priority) and nothing runs.
   StreamReactor(Engine* engine, ::grpc::CallbackServerContext* context,
-                const v1::GenerateRequest& request)
-      : engine_(engine) {
+                const v1::GenerateRequest& request, absl::Status admission, std::string owner)
+      : engine_(engine), owner_(std::move(owner)) {
+    if (!admission.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        engine_done_ = true;
+        finished_ = true;
+      }
+      Finish(ToGrpc(admission));
+      return;
+    }
     Submission sub;
+    sub.owner = owner_;
     sub.request = request;
     sub.deadline = DeadlineOf(context);
     // The engine polls this until its final output; it must not touch `context` once gRPC is
@@ -78,7 +90,7 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
       if (engine_done_ || id_.empty()) return;  // not yet known: is_cancelled reports it
       id = id_;
     }
-    engine_->Cancel(id);
+    engine_->Cancel(owner_, id);
   }
   void OnDone() override {
     bool last = false;
@@ -170,6 +182,7 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
   }
 
   Engine* engine_;
+  const std::string owner_;
   std::mutex mu_;
   std::string id_;
   std::deque<v1::GenerateStreamResponse> queue_;
@@ -187,8 +200,9 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
 }  // namespace
 
 TandemService::TandemService(Engine* engine, ModelDescription model,
-                             int64_t max_receive_message_bytes)
+                             int64_t max_receive_message_bytes, const ApiKeys* keys)
     : engine_(engine),
+      keys_(keys),
       model_(std::move(model)),
       max_receive_message_bytes_(max_receive_message_bytes) {
   // Requests with string fields arrive as bytes, so that invalid UTF-8 is INVALID_ARGUMENT naming
@@ -210,11 +224,24 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
                          UnaryFromWire(this, &TandemService::Tokenize)));
 }
 
+absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* context) const {
+  if (keys_ == nullptr) return Caller{};
+  return keys_->Authenticate(*context);
+}
+
 ::grpc::ServerUnaryReactor* TandemService::Generate(::grpc::CallbackServerContext* context,
                                                     const v1::GenerateRequest* request,
                                                     v1::GenerateResponse* response) {
   ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = CallerOf(context);
+  absl::Status admitted =
+      caller.ok() ? CheckPriority(*caller, request->priority()) : caller.status();
+  if (!admitted.ok()) {
+    reactor->Finish(ToGrpc(admitted));
+    return reactor;
+  }
   Submission sub;
+  sub.owner = caller->owner;
   sub.request = *request;
   sub.deadline = DeadlineOf(context);
   sub.is_cancelled = [context] { return context->IsCancelled(); };
@@ -241,14 +268,25 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
 
 ::grpc::ServerWriteReactor<v1::GenerateStreamResponse>* TandemService::GenerateStream(
     ::grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
-  return new StreamReactor(engine_, context, *request);
+  absl::StatusOr<Caller> caller = CallerOf(context);
+  absl::Status admitted =
+      caller.ok() ? CheckPriority(*caller, request->priority()) : caller.status();
+  return new StreamReactor(engine_, context, *request, admitted,
+                           caller.ok() ? caller->owner : std::string());
 }
 
 ::grpc::ServerUnaryReactor* TandemService::Abort(::grpc::CallbackServerContext* context,
                                                  const v1::AbortRequest* request,
                                                  v1::AbortResponse* response) {
+  absl::StatusOr<Caller> caller = CallerOf(context);
+  if (!caller.ok()) {
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpc(caller.status()));
+    return reactor;
+  }
+  // Only the caller's own requests: another key's id is not found, exactly like an unknown one.
   for (const std::string& id : request->request_ids()) {
-    if (engine_->Cancel(id)) {
+    if (engine_->Cancel(caller->owner, id)) {
       response->add_aborted(id);
     } else {
       response->add_not_found(id);
@@ -263,6 +301,10 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
                                                     const v1::TokenizeRequest* request,
                                                     v1::TokenizeResponse* response) {
   auto* reactor = context->DefaultReactor();
+  if (absl::StatusOr<Caller> caller = CallerOf(context); !caller.ok()) {
+    reactor->Finish(ToGrpc(caller.status()));
+    return reactor;
+  }
   if (!IsValidUtf8(request->text())) {
     reactor->Finish(
         ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT, "text: is not valid UTF-8"));
@@ -283,6 +325,10 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
                                                       const v1::DetokenizeRequest* request,
                                                       v1::DetokenizeResponse* response) {
   auto* reactor = context->DefaultReactor();
+  if (absl::StatusOr<Caller> caller = CallerOf(context); !caller.ok()) {
+    reactor->Finish(ToGrpc(caller.status()));
+    return reactor;
+  }
   const int64_t vocab = engine_->options().limits.vocab_size;
   for (int i = 0; i < request->token_ids_size(); ++i) {
     if (request->token_ids(i) < 0 || request->token_ids(i) >= vocab) {
@@ -301,6 +347,11 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
 ::grpc::ServerUnaryReactor* TandemService::GetModelInfo(::grpc::CallbackServerContext* context,
                                                         const v1::GetModelInfoRequest*,
                                                         v1::GetModelInfoResponse* response) {
+  if (absl::StatusOr<Caller> caller = CallerOf(context); !caller.ok()) {
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(ToGrpc(caller.status()));
+    return reactor;
+  }
   const EngineOptions& o = engine_->options();
   response->set_model(model_.model);
   response->set_vocab_size(o.limits.vocab_size);
@@ -345,13 +396,27 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
 
 absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelDescription& model,
                                                     const std::string& address,
-                                                    int64_t max_receive_message_bytes) {
+                                                    int64_t max_receive_message_bytes,
+                                                    const ServerSecurity& security) {
   auto out = std::make_unique<Server>();
-  out->service = std::make_unique<TandemService>(engine, model, max_receive_message_bytes);
+  out->service =
+      std::make_unique<TandemService>(engine, model, max_receive_message_bytes, security.api_keys);
+  std::shared_ptr<::grpc::ServerCredentials> credentials = ::grpc::InsecureServerCredentials();
+  if (security.tls.any()) {
+    absl::StatusOr<std::shared_ptr<::grpc::ServerCredentials>> tls =
+        auth::TlsServerCredentials(security.tls);
+    if (!tls.ok()) return tls.status();
+    credentials = *tls;
+  }
   ::grpc::EnableDefaultHealthCheckService(true);
   ::grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   ::grpc::ServerBuilder builder;
-  builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &out->port);
+  if (security.api_keys != nullptr && security.api_keys->enabled()) {
+    std::vector<std::unique_ptr<::grpc::experimental::ServerInterceptorFactoryInterface>> gates;
+    gates.push_back(MakeApiKeyInterceptorFactory(security.api_keys));
+    builder.experimental().SetInterceptorCreators(std::move(gates));
+  }
+  builder.AddListeningPort(address, credentials, &out->port);
   // A port in use is an error, not a second server sharing it (gRPC sets SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_receive_message_bytes));

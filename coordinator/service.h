@@ -1,12 +1,20 @@
 // TandemService: the tandem.v1.Tandem gRPC service (callback API) over an Engine, and
 // StartServer, which builds the server with grpc.health.v1 (NOT_SERVING once the engine breaks),
 // server reflection and a deliberate maximum receive message size.
+//
+// Security (docs/serving.md, "Security"): with API keys (coordinator/api_keys.h) every method
+// but health requires `authorization: Bearer <key>`; our handlers check it first thing, and
+// auth_interceptor.h guards reflection. Abort acts only on the caller's own requests; priority > 0
+// needs a key with allow_priority. With TLS files the listener speaks only TLS (mTLS with a
+// client CA).
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "auth/tls_files.h"
+#include "coordinator/api_keys.h"
 #include "coordinator/engine.h"
 #include "grpcpp/grpcpp.h"
 #include "tandem/v1/tandem.grpc.pb.h"
@@ -27,7 +35,9 @@ struct ModelDescription {
 // handlers below then get a request that lives only until they return, so they copy what they keep.
 class TandemService final : public ::tandem::v1::Tandem::CallbackService {
  public:
-  TandemService(Engine* engine, ModelDescription model, int64_t max_receive_message_bytes);
+  // `keys` (may be null: no keys) must outlive the service.
+  TandemService(Engine* engine, ModelDescription model, int64_t max_receive_message_bytes,
+                const ApiKeys* keys = nullptr);
 
   ::grpc::ServerUnaryReactor* Generate(::grpc::CallbackServerContext* context,
                                        const ::tandem::v1::GenerateRequest* request,
@@ -49,7 +59,11 @@ class TandemService final : public ::tandem::v1::Tandem::CallbackService {
                                            ::tandem::v1::GetModelInfoResponse* response) override;
 
  private:
+  // The authenticated caller, or UNAUTHENTICATED (checked before anything else).
+  absl::StatusOr<Caller> CallerOf(::grpc::CallbackServerContext* context) const;
+
   Engine* engine_;
+  const ApiKeys* keys_;
   ModelDescription model_;
   int64_t max_receive_message_bytes_;
 };
@@ -62,10 +76,15 @@ struct Server {
   int port = 0;
 };
 
+struct ServerSecurity {
+  const ApiKeys* api_keys = nullptr;  // null or disabled: no keys; must outlive the server
+  auth::TlsFiles tls;                 // cert + key: TLS; ca: clients need a certificate (mTLS)
+};
+
 // Listens on `address` ("host:port"; port 0 picks one). Health turns NOT_SERVING when the
 // engine breaks.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Server>> StartServer(
     Engine* engine, const ModelDescription& model, const std::string& address,
-    int64_t max_receive_message_bytes);
+    int64_t max_receive_message_bytes, const ServerSecurity& security = {});
 
 }  // namespace tandem::coordinator

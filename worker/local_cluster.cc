@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <deque>
@@ -17,11 +18,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "auth/random.h"
 #include "comm/tcp_rendezvous.h"
 #include "core/logging.h"
 #include "core/status.h"
 #include "grpcpp/grpcpp.h"
 #include "tandem/worker/v1/worker.grpc.pb.h"
+#include "worker/lease_keeper.h"
+
+extern char** environ;
 
 namespace tandem::worker {
 
@@ -51,6 +56,7 @@ struct LocalCluster::Impl {
   std::unique_ptr<comm::RendezvousServer> rendezvous;
   fs::path work_dir;
   std::vector<std::unique_ptr<pb::Worker::Stub>> stubs;
+  std::unique_ptr<LeaseKeeper> lease_keeper;
   std::vector<bool> reaped;
   std::vector<std::string> exit_reason;
 };
@@ -112,12 +118,51 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
           ? impl.rendezvous->address()
           : absl::StrCat(options.rendezvous_host, ":", impl.rendezvous->port());
 
+  // Group identity: this coordinator's id and the secret the workers check.
+  {
+    ASSIGN_OR_RETURN(const std::string nonce, auth::RandomHex(8));
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    cluster->credentials_.coordinator_id = absl::StrCat(host, ":", getpid(), ":", nonce);
+  }
+  cluster->credentials_.secret = options.group_secret;
+  if (cluster->credentials_.secret.empty()) {
+    if (remote) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "workers: no group secret for remote workers: give --group-secret-file PATH or set ",
+          auth::kGroupSecretEnv, " to the secret the workers were started with"));
+    }
+    ASSIGN_OR_RETURN(cluster->credentials_.secret, auth::GenerateGroupSecret());
+  }
+  if (!remote && options.worker_tls.any()) {
+    return absl::InvalidArgumentError(
+        "worker TLS applies only to remote workers (local workers talk over loopback)");
+  }
+  std::shared_ptr<grpc::ChannelCredentials> channel_credentials =
+      grpc::InsecureChannelCredentials();
+  if (options.worker_tls.any()) {
+    ASSIGN_OR_RETURN(channel_credentials, auth::TlsChannelCredentials(options.worker_tls));
+  }
+
+  // The local workers' environment: ours plus the secret (a process's environment is readable
+  // only by its user and root; argv is readable by everyone).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!absl::StartsWith(*e, absl::StrCat(auth::kGroupSecretEnv, "="))) env_strings.push_back(*e);
+  }
+  env_strings.push_back(absl::StrCat(auth::kGroupSecretEnv, "=", cluster->credentials_.secret));
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
   const std::string parent = std::to_string(getpid());
+  const std::string lease_ttl_ms = std::to_string(absl::ToInt64Milliseconds(options.lease_ttl));
   for (int r = 0; r < world && !remote; ++r) {
     const std::string port_file = (impl.work_dir / absl::StrCat("rank", r, ".port")).string();
     const std::string log_file = (impl.work_dir / absl::StrCat("rank", r, ".log")).string();
-    std::vector<std::string> args = {binary,        "worker",  "--listen",     "127.0.0.1:0",
-                                     "--port-file", port_file, "--parent-pid", parent};
+    std::vector<std::string> args = {binary,           "worker",    "--listen",     "127.0.0.1:0",
+                                     "--port-file",    port_file,   "--parent-pid", parent,
+                                     "--lease-ttl-ms", lease_ttl_ms};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -133,7 +178,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
         dup2(fd, 2);
         close(fd);
       }
-      execv(argv[0], argv.data());
+      execve(argv[0], argv.data(), envp.data());
       _exit(127);
     }
     setpgid(pid, pgid);  // also from the parent, so the group exists before we signal it
@@ -173,11 +218,12 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     ch.SetMaxSendMessageSize(256 << 20);
     cluster->addresses_.push_back(a);
     impl.stubs.push_back(
-        pb::Worker::NewStub(grpc::CreateCustomChannel(a, grpc::InsecureChannelCredentials(), ch)));
+        pb::Worker::NewStub(grpc::CreateCustomChannel(a, channel_credentials, ch)));
     // Wait (within start_timeout) until the worker answers.
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(deadline));
     ctx.set_wait_for_ready(true);
+    cluster->credentials_.AttachTo(&ctx);
     pb::InfoResponse info;
     const grpc::Status s = impl.stubs.back()->Info(&ctx, pb::InfoRequest(), &info);
     if (!s.ok()) {
@@ -206,6 +252,28 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
         cluster->addresses_.back(), grpc::InsecureChannelCredentials(), ch)));
   }
 
+  RETURN_IF_ERROR(cluster->ClaimAll(deadline));
+  {
+    // Heartbeat every lease TTL / 4 (the shortest any rank has) for as long as the cluster lives.
+    int64_t ttl_ms = INT64_MAX;
+    for (const pb::InfoResponse& info : cluster->infos_) {
+      if (info.lease_ttl_ms() > 0) ttl_ms = std::min(ttl_ms, info.lease_ttl_ms());
+    }
+    if (ttl_ms == INT64_MAX) ttl_ms = absl::ToInt64Milliseconds(options.lease_ttl);
+    std::vector<pb::Worker::Stub*> stubs;
+    for (auto& s : impl.stubs) stubs.push_back(s.get());
+    auto failing = std::make_shared<std::vector<bool>>(world, false);
+    impl.lease_keeper = std::make_unique<LeaseKeeper>(
+        std::move(stubs), cluster->credentials_,
+        absl::Milliseconds(std::max<int64_t>(ttl_ms / 4, 10)),
+        [failing](int rank, const absl::Status& status) {
+          if (!(*failing)[rank]) {
+            TANDEM_LOG(WARNING) << "worker rank " << rank << ": " << status;
+            (*failing)[rank] = true;
+          }
+        });
+  }
+
   // Load every rank at once: they rendezvous with each other.
   cluster->infos_.resize(world);
   std::vector<grpc::Status> statuses(world);
@@ -230,6 +298,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     req.set_reference_kernels(options.reference_kernels);
     contexts[r] = std::make_unique<grpc::ClientContext>();
     contexts[r]->set_deadline(absl::ToChronoTime(deadline));
+    cluster->credentials_.AttachTo(contexts[r].get());
     threads.emplace_back([&, r, req] {
       pb::LoadResponse resp;
       statuses[r] = impl.stubs[r]->Load(contexts[r].get(), req, &resp);
@@ -258,6 +327,56 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   return cluster;
 }
 
+absl::Status LocalCluster::ClaimAll(absl::Time deadline) {
+  Impl& impl = *impl_;
+  const int world = world_size();
+  infos_.assign(world, pb::InfoResponse());
+  bool told = false;
+  while (true) {
+    // Every rank's current epoch (Info needs only the secret); the new epoch is above them all.
+    uint64_t epoch = 0;
+    for (int r = 0; r < world; ++r) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(deadline));
+      ctx.set_wait_for_ready(true);
+      credentials_.AttachTo(&ctx);
+      const grpc::Status s = impl.stubs[r]->Info(&ctx, pb::InfoRequest(), &infos_[r]);
+      if (!s.ok()) {
+        return core::Annotate(FromGrpc(s), absl::StrCat("worker rank ", r, " at ", addresses_[r]));
+      }
+      epoch = std::max(epoch, infos_[r].epoch());
+    }
+    credentials_.epoch = epoch + 1;
+    absl::Status refused;
+    for (int r = 0; r < world && refused.ok(); ++r) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(deadline));
+      credentials_.AttachTo(&ctx);
+      pb::ClaimRequest req;
+      req.set_coordinator_id(credentials_.coordinator_id);
+      req.set_epoch(credentials_.epoch);
+      pb::ClaimResponse resp;
+      const grpc::Status s = impl.stubs[r]->Claim(&ctx, req, &resp);
+      if (s.ok()) {
+        infos_[r] = resp.info();
+        continue;
+      }
+      refused = core::Annotate(FromGrpc(s), absl::StrCat("worker rank ", r, " at ", addresses_[r]));
+    }
+    if (refused.ok()) return absl::OkStatus();
+    // Owned by a live coordinator (or a racing claim took the epoch): wait for its lease to
+    // lapse, within the start deadline.
+    if (refused.code() != absl::StatusCode::kFailedPrecondition || absl::Now() > deadline) {
+      return refused;
+    }
+    if (!told) {
+      TANDEM_LOG(WARNING) << refused << "; retrying until the start timeout";
+      told = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 absl::StatusOr<pb::StepResponse> LocalCluster::Step(pb::StepRequest request) {
   if (!impl_->in_flight.empty()) {
     return absl::FailedPreconditionError("Step while plans submitted with Submit are in flight");
@@ -276,6 +395,7 @@ absl::Status LocalCluster::Submit(pb::StepRequest request) {
     for (int r = 0; r < world; ++r) {
       auto rs = std::make_unique<RankStream>();
       rs->context = std::make_unique<grpc::ClientContext>();
+      credentials_.AttachTo(rs->context.get());
       rs->stream = impl.stubs[r]->StepStream(rs->context.get());
       RankStream* raw = rs.get();
       rs->reader = std::thread([&impl, raw] {
@@ -414,6 +534,7 @@ absl::Status LocalCluster::Release(const std::vector<int32_t>& slots) {
   for (int r = 0; r < world_size(); ++r) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    credentials_.AttachTo(&ctx);
     pb::ReleaseResponse resp;
     RETURN_IF_ERROR(core::Annotate(FromGrpc(impl_->stubs[r]->Release(&ctx, req, &resp)),
                                    absl::StrCat("worker rank ", r)));
@@ -425,10 +546,12 @@ void LocalCluster::Teardown() {
   if (!impl_) return;
   CloseStreams();
   Impl& impl = *impl_;
+  if (impl.lease_keeper) impl.lease_keeper->Stop();
   for (size_t r = 0; r < impl.stubs.size(); ++r) {
     if (r < impl.reaped.size() && impl.reaped[r]) continue;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    credentials_.AttachTo(&ctx);
     pb::ShutdownResponse resp;
     (void)impl.stubs[r]->Shutdown(&ctx, pb::ShutdownRequest(), &resp);
   }

@@ -14,6 +14,13 @@
 // and how it ended; any rank's error status fails it naming that rank; step_timeout bounds it.
 // After a failure the cluster is unusable. The destructor asks the workers to shut down, then
 // SIGKILLs the process group and reaps every child, so nothing is left behind. Not thread-safe.
+//
+// Group identity (DESIGN.md §8): every call carries `credentials()` (the group secret, this
+// coordinator's random id and its epoch). Local workers get a freshly generated secret through
+// their environment (TANDEM_GROUP_SECRET, never argv); remote workers must have been started with
+// options.group_secret. Start claims every rank with epoch = 1 + the largest epoch any of them
+// reports (waiting, within start_timeout, while another coordinator's lease is alive), keeps the
+// leases alive with a LeaseKeeper (Health every lease TTL / 4), and only then Loads.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +30,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "auth/group_identity.h"
+#include "auth/tls_files.h"
 #include "tandem/worker/v1/worker.pb.h"
 
 namespace tandem::worker {
@@ -48,6 +57,14 @@ struct LocalClusterOptions {
   // need an address of this machine that they can route to).
   std::string rendezvous_bind = "127.0.0.1";
   std::string rendezvous_host;  // empty: rendezvous_bind
+  // The group secret. Local workers: empty = a new random one (the usual case). Remote workers:
+  // required, the one they were started with.
+  std::string group_secret;
+  // Lease TTL of the local workers started here (remote workers have their own --lease-ttl-ms).
+  absl::Duration lease_ttl = absl::Seconds(5);
+  // mTLS to remote workers (CA that signed the workers' certificates, this coordinator's
+  // certificate and key); empty = plaintext.
+  auth::TlsFiles worker_tls;
 };
 
 class LocalCluster {
@@ -75,6 +92,8 @@ class LocalCluster {
   // "127.0.0.1:<port>" of rank r's gRPC server (e.g. to open a StepStream).
   const std::string& address(int r) const { return addresses_.at(r); }
   uint64_t next_step_id() const { return next_step_id_; }
+  // What every call to the workers carries (secret, coordinator id, epoch).
+  const auth::GroupCredentials& credentials() const { return credentials_; }
 
   struct Impl;
 
@@ -84,12 +103,15 @@ class LocalCluster {
   void CloseStreams();
   // UNAVAILABLE naming the first rank whose process has exited (reaping it), else OK.
   absl::Status ReapDead(uint64_t step_id);
+  // Claims every rank for this coordinator at one new epoch (see the class comment).
+  absl::Status ClaimAll(absl::Time deadline);
   std::unique_ptr<Impl> impl_;
   std::vector<int> pids_;
   std::vector<std::string> addresses_;
   int pgid_ = 0;
   int world_ = 0;
   std::vector<::tandem::worker::v1::InfoResponse> infos_;
+  auth::GroupCredentials credentials_;
   uint64_t next_step_id_ = 1;
   int answering_rank_ = 0;
   bool failed_ = false;

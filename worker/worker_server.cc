@@ -12,11 +12,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "auth/group_identity.h"
 #include "core/logging.h"
 #include "core/status.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "tandem/worker/v1/worker.grpc.pb.h"
+#include "worker/lease.h"
 #include "worker/stage_executor.h"
 
 namespace tandem::worker {
@@ -27,21 +29,47 @@ grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
+// Who may call what (DESIGN.md §8): kMember needs the group secret; kOwner also the owner's
+// coordinator id and current epoch (renewing its lease).
+enum class Access { kMember, kOwner };
+
 class WorkerService final : public pb::Worker::Service {
  public:
+  WorkerService(std::string secret, absl::Duration lease_ttl)
+      : secret_(std::move(secret)), lease_(lease_ttl) {}
+
   // Answers at once, also while a step or a Load runs (from what Load recorded).
-  grpc::Status Info(grpc::ServerContext*, const pb::InfoRequest*, pb::InfoResponse* out) override {
-    absl::MutexLock lock(&error_mu_);
-    *out = info_;
-    char host[256] = {0};
-    gethostname(host, sizeof(host) - 1);
-    out->set_worker_id(absl::StrCat(host, ":", getpid()));
-    out->set_state(static_cast<pb::WorkerState>(state_.load()));
+  grpc::Status Info(grpc::ServerContext* ctx, const pb::InfoRequest*,
+                    pb::InfoResponse* out) override {
+    if (grpc::Status s = Admit(*ctx, Access::kMember); !s.ok()) return s;
+    FillCurrentInfo(out);
     return grpc::Status::OK;
   }
 
-  grpc::Status Load(grpc::ServerContext*, const pb::LoadRequest* req,
+  grpc::Status Claim(grpc::ServerContext* ctx, const pb::ClaimRequest* req,
+                     pb::ClaimResponse* out) override {
+    if (grpc::Status s = Admit(*ctx, Access::kMember); !s.ok()) return s;
+    const absl::Status claimed = lease_.Claim(req->coordinator_id(), req->epoch(), absl::Now());
+    if (!claimed.ok()) {
+      TANDEM_LOG(WARNING) << claimed.message();
+      return ToGrpc(claimed);
+    }
+    TANDEM_LOG(INFO) << "claimed by coordinator '" << req->coordinator_id() << "' at epoch "
+                     << req->epoch();
+    FillCurrentInfo(out->mutable_info());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Load(grpc::ServerContext* ctx, const pb::LoadRequest* request,
                     pb::LoadResponse* out) override {
+    if (grpc::Status s = Admit(*ctx, Access::kOwner); !s.ok()) return s;
+    // Every rendezvous of this incarnation is tagged with the owner's epoch, so ranks of an
+    // older (or a competing) group can never meet ranks of this one.
+    pb::LoadRequest tagged = *request;
+    tagged.set_rendezvous_prefix(
+        absl::StrCat(request->rendezvous_prefix().empty() ? "tandem" : request->rendezvous_prefix(),
+                     "/epoch", auth::IdentityOf(*ctx).epoch));
+    const pb::LoadRequest* req = &tagged;
     absl::MutexLock lock(&mu_);
     if (executor_) {
       // A new coordinator (the previous one restarted without shutting this worker down) takes
@@ -64,30 +92,39 @@ class WorkerService final : public pb::Worker::Service {
       absl::MutexLock info_lock(&error_mu_);
       info_ = out->info();
     }
+    FillCurrentInfo(out->mutable_info());
     TANDEM_LOG(INFO) << "rank " << req->rank() << " loaded: layers ["
                      << executor_->shard().layers.begin << ", " << executor_->shard().layers.end
                      << "), " << out->info().weight_bytes() << " weight bytes";
     return grpc::Status::OK;
   }
 
-  grpc::Status Warmup(grpc::ServerContext*, const pb::WarmupRequest*,
+  grpc::Status Warmup(grpc::ServerContext* ctx, const pb::WarmupRequest*,
                       pb::WarmupResponse*) override {
+    if (grpc::Status s = Admit(*ctx, Access::kOwner); !s.ok()) return s;
     absl::MutexLock lock(&mu_);
     if (!executor_) return NotLoaded();
     return grpc::Status::OK;
   }
 
-  grpc::Status Step(grpc::ServerContext*, const pb::StepRequest* req,
+  grpc::Status Step(grpc::ServerContext* ctx, const pb::StepRequest* req,
                     pb::StepResponse* out) override {
+    if (grpc::Status s = Admit(*ctx, Access::kOwner); !s.ok()) return s;
     absl::MutexLock lock(&mu_);
     return RunStep(*req, out);
   }
 
   grpc::Status StepStream(
-      grpc::ServerContext*,
+      grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<pb::StepResponse, pb::StepRequest>* stream) override {
+    if (grpc::Status s = Admit(*ctx, Access::kOwner); !s.ok()) return s;
+    const auth::CallIdentity id = auth::IdentityOf(*ctx);
     pb::StepRequest req;
     while (stream->Read(&req)) {
+      // The stream's epoch must still be the owner's: a stream of a coordinator that was taken
+      // over ends here instead of running a stale plan.
+      const absl::Status current = lease_.Check(id.coordinator_id, id.epoch, absl::Now());
+      if (!current.ok()) return ToGrpc(current);
       pb::StepResponse out;
       absl::MutexLock lock(&mu_);
       grpc::Status s = RunStep(req, &out);
@@ -97,16 +134,23 @@ class WorkerService final : public pb::Worker::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Release(grpc::ServerContext*, const pb::ReleaseRequest* req,
+  grpc::Status Release(grpc::ServerContext* ctx, const pb::ReleaseRequest* req,
                        pb::ReleaseResponse*) override {
+    if (grpc::Status s = Admit(*ctx, Access::kOwner); !s.ok()) return s;
     absl::MutexLock lock(&mu_);
     if (!executor_) return NotLoaded();
     executor_->Release(std::vector<int32_t>(req->slots().begin(), req->slots().end()));
     return grpc::Status::OK;
   }
 
-  grpc::Status Health(grpc::ServerContext*, const pb::HealthRequest*,
+  // From the owner (a call naming a coordinator), Health is the heartbeat that renews its lease
+  // and fails once another coordinator took over; without a coordinator id it only reads.
+  grpc::Status Health(grpc::ServerContext* ctx, const pb::HealthRequest*,
                       pb::HealthResponse* out) override {
+    const bool heartbeat = !auth::IdentityOf(*ctx).coordinator_id.empty();
+    if (grpc::Status s = Admit(*ctx, heartbeat ? Access::kOwner : Access::kMember); !s.ok()) {
+      return s;
+    }
     // Not under mu_: Health must answer while a step runs.
     out->set_state(static_cast<pb::WorkerState>(state_.load()));
     out->set_last_step_id(last_step_id_.load());
@@ -115,8 +159,9 @@ class WorkerService final : public pb::Worker::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Shutdown(grpc::ServerContext*, const pb::ShutdownRequest*,
+  grpc::Status Shutdown(grpc::ServerContext* ctx, const pb::ShutdownRequest*,
                         pb::ShutdownResponse*) override {
+    if (grpc::Status s = Admit(*ctx, Access::kOwner); !s.ok()) return s;
     shutdown_ = true;
     return grpc::Status::OK;
   }
@@ -124,6 +169,38 @@ class WorkerService final : public pb::Worker::Service {
   bool shutdown_requested() const { return shutdown_; }
 
  private:
+  // The one gate of every RPC, before it does anything. The secret is compared in constant time
+  // and never logged.
+  grpc::Status Admit(const grpc::ServerContext& ctx, Access access) {
+    const auth::CallIdentity id = auth::IdentityOf(ctx);
+    if (!auth::ConstantTimeEquals(id.secret, secret_)) {
+      return ToGrpc(absl::UnauthenticatedError(
+          absl::StrCat("missing or wrong group secret (metadata ", auth::kGroupSecretKey, ")")));
+    }
+    if (access == Access::kMember) return grpc::Status::OK;
+    if (!id.has_epoch) {
+      return ToGrpc(absl::FailedPreconditionError(
+          absl::StrCat("no lease epoch (metadata ", auth::kEpochKey, "): Claim the worker first")));
+    }
+    return ToGrpc(lease_.Check(id.coordinator_id, id.epoch, absl::Now()));
+  }
+
+  void FillCurrentInfo(pb::InfoResponse* out) {
+    {
+      absl::MutexLock lock(&error_mu_);
+      *out = info_;
+    }
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    out->set_worker_id(absl::StrCat(host, ":", getpid()));
+    out->set_state(static_cast<pb::WorkerState>(state_.load()));
+    const WorkerLease::State lease = lease_.Get(absl::Now());
+    out->set_owner(lease.owner);
+    out->set_epoch(lease.epoch);
+    out->set_lease_ttl_ms(absl::ToInt64Milliseconds(lease_.ttl()));
+    out->set_lease_remaining_ms(absl::ToInt64Milliseconds(lease.remaining));
+  }
+
   grpc::Status NotLoaded() {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "the worker has no model: call Load");
@@ -154,6 +231,8 @@ class WorkerService final : public pb::Worker::Service {
     if (executor_) executor_->FillInfo(out);
   }
 
+  const std::string secret_;
+  WorkerLease lease_;
   absl::Mutex mu_;
   std::unique_ptr<StageExecutor> executor_ ABSL_GUARDED_BY(mu_);
   std::atomic<int> state_{pb::WORKER_STATE_WAITING};
@@ -180,13 +259,35 @@ absl::Status WritePortFile(const std::string& path, int port) {
 }  // namespace
 
 absl::Status RunWorkerServer(const WorkerServerOptions& options) {
-  WorkerService service;
+  if (options.group_secret.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no group secret: give --group-secret-file PATH or set ", auth::kGroupSecretEnv,
+        " (the same secret as the coordinator's; `tandem serve` generates one for the workers it "
+        "starts itself). A worker never runs without one: anyone who can reach its port could "
+        "otherwise drive it"));
+  }
+  if (options.lease_ttl < absl::Milliseconds(100)) {
+    return absl::InvalidArgumentError(absl::StrCat("--lease-ttl-ms ",
+                                                   absl::ToInt64Milliseconds(options.lease_ttl),
+                                                   " is below the minimum of 100"));
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (options.tls.any()) {
+    if (options.tls.ca.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          options.tls.flag_prefix,
+          "ca is required with TLS on a worker: the control plane is "
+          "mutual TLS (only the coordinator's certificate, signed by that CA, gets through)"));
+    }
+    ASSIGN_OR_RETURN(credentials, auth::TlsServerCredentials(options.tls));
+  }
+  WorkerService service(options.group_secret, options.lease_ttl);
   // The standard grpc.health.v1 service too (SERVING while the process answers), so
   // orchestrators can probe workers with stock gRPC health checks.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(options.listen, credentials, &port);
   // A port in use is an error, not a second worker sharing it (gRPC sets SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&service);

@@ -492,9 +492,16 @@ TEST(ServeLayoutsTest, SeededSamplingIsTheSameOnEveryLayout) {
 
 // A `tandem worker --listen` process started on its own (as on another host), killed and reaped
 // at the end.
+// The group secret the coordinator and its remote workers share (DESIGN.md §8): children
+// inherit it through the environment, as from a Kubernetes Secret.
+void UseTestGroupSecret() {
+  setenv("TANDEM_GROUP_SECRET", "serve-test-group-secret-0123456789", 1);
+}
+
 class WorkerProcess {
  public:
   WorkerProcess() {
+    UseTestGroupSecret();
     static int instances = 0;
     port_file_ = ::testing::TempDir() + "/worker_" + std::to_string(getpid()) + "_" +
                  std::to_string(instances++) + ".port";
@@ -504,7 +511,9 @@ class WorkerProcess {
                                      "--listen",
                                      "0.0.0.0:0",
                                      "--port-file",
-                                     port_file_};
+                                     port_file_,
+                                     "--lease-ttl-ms",
+                                     "1000"};
     pid_ = SpawnInOwnGroup(argv, "");
     const auto until = Clock::now() + std::chrono::seconds(60);
     while (Clock::now() < until && port_ == 0) {
@@ -593,6 +602,7 @@ TEST(ServeRemoteWorkersTest, ANewCoordinatorTakesOverTheWorkersOfOneThatDied) {
 }
 
 TEST(ServeRemoteWorkersTest, BadWorkerListsFailWithAReason) {
+  UseTestGroupSecret();
   // The wrong number of addresses, and an address where nothing listens.
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--tp", "2", "--pp", "1", "--workers", "127.0.0.1:1"}, "--workers: 1 addresses"},

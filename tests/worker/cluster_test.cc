@@ -226,6 +226,7 @@ TEST(ClusterTest, StepStreamAnswersLikeStepAndRejectsBadPlans) {
   auto stub = pb::Worker::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  (*cluster)->credentials().AttachTo(&ctx);  // the owner's secret, id and epoch
   auto stream = stub->StepStream(&ctx);
   pb::StepRequest decode;
   *decode.add_sequences() = prefill.sequences(0);

@@ -1,10 +1,12 @@
 // Client mode of `tandem generate` (see generate_client.h); registers no command of its own.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "auth/tls_files.h"
 #include "core/status.h"
 #include "grpcpp/grpcpp.h"
 #include "tandem/v1/tandem.grpc.pb.h"
@@ -61,7 +63,12 @@ absl::Status RunGenerateClient(const Args& args) {
                                    "presence-penalty",
                                    "frequency-penalty",
                                    "logprobs",
-                                   "ids"}));
+                                   "ids",
+                                   "api-key",
+                                   "tls",
+                                   "tls-ca",
+                                   "tls-cert",
+                                   "tls-key"}));
   v1::GenerateRequest req;
   if (!args.positional().empty()) {
     req.set_text(absl::StrJoin(args.positional(), " "));
@@ -113,11 +120,25 @@ absl::Status RunGenerateClient(const Args& args) {
   req.set_return_token_ids(true);
   ASSIGN_OR_RETURN(int64_t timeout_ms, args.GetInt("timeout-ms", 60000));
 
-  auto channel = ::grpc::CreateChannel(args.GetOr("server", "127.0.0.1:50051"),
-                                       ::grpc::InsecureChannelCredentials());
+  // A secured server (docs/serving.md, "Security"): TLS with --tls (system roots) or --tls-ca,
+  // mTLS with --tls-cert/--tls-key, and the API key from --api-key or TANDEM_API_KEY.
+  std::shared_ptr<::grpc::ChannelCredentials> credentials = ::grpc::InsecureChannelCredentials();
+  auth::TlsFiles tls;
+  tls.ca = args.GetOr("tls-ca", "");
+  tls.cert = args.GetOr("tls-cert", "");
+  tls.key = args.GetOr("tls-key", "");
+  if (args.Has("tls") || tls.any()) {
+    ASSIGN_OR_RETURN(credentials, auth::TlsChannelCredentials(tls));
+  }
+  std::string api_key = args.GetOr("api-key", "");
+  if (const char* env = std::getenv("TANDEM_API_KEY"); api_key.empty() && env != nullptr) {
+    api_key = env;
+  }
+  auto channel = ::grpc::CreateChannel(args.GetOr("server", "127.0.0.1:50051"), credentials);
   auto stub = v1::Tandem::NewStub(channel);
   ::grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+  if (!api_key.empty()) ctx.AddMetadata("authorization", absl::StrCat("Bearer ", api_key));
   const bool show_ids = args.Has("ids");
   if (args.Has("stream")) {
     auto reader = stub->GenerateStream(&ctx, req);

@@ -86,8 +86,9 @@ TANDEM_COMMAND(kName, "generate token ids from a prompt with a local model (CPU)
                "[--pp M] [--stage-layers 4,4,3] [--collective gloo|ucx] [--backend cpu|cuda]\n"
                "   or: \"text\" [--stream] [--server ADDR] [--tokens 1,2] [--max-new-tokens N] "
                "[--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop STR] [--ids] "
-               "(client of `tandem serve`)",
-               {"ignore-eos", "reference-kernels", "stream", "ids"}, [](const Args& args) {
+               "[--api-key KEY (or TANDEM_API_KEY)] [--tls | --tls-ca PEM] "
+               "[--tls-cert PEM --tls-key PEM] (client of `tandem serve`)",
+               {"ignore-eos", "reference-kernels", "stream", "ids", "tls"}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);
                });

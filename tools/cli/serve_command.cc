@@ -12,6 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "auth/group_identity.h"
+#include "coordinator/api_keys.h"
 #include "coordinator/engine.h"
 #include "coordinator/service.h"
 #include "core/status.h"
@@ -72,13 +74,17 @@ absl::Status Run(const Args& args) {
   RETURN_IF_ERROR(args.CheckKnown(
       {"model", "tp", "pp", "port", "host", "slots", "blocks", "block-size", "max-tokens-per-step",
        "max-queued-requests", "max-queued-prompt-tokens", "max-new-tokens", "max-receive-bytes",
-       "collective", "micro-batches", "workers", "rendezvous-host", "start-timeout"}));
+       "collective", "micro-batches", "workers", "rendezvous-host", "start-timeout",
+       // Security (docs/serving.md, "Security").
+       "tls-cert", "tls-key", "tls-client-ca", "api-keys-file", "group-secret-file",
+       "worker-tls-cert", "worker-tls-key", "worker-tls-ca", "lease-ttl-ms"}));
   RETURN_IF_ERROR(CheckServeFlags(args));
   // Block the shutdown signals before any thread starts; sigwait below takes them.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // reloads --api-keys-file
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   worker::LocalClusterOptions copts;
@@ -138,6 +144,33 @@ absl::Status Run(const Args& args) {
     return absl::InvalidArgumentError("--rendezvous-host applies only with --workers");
   }
 
+  // Security flags (docs/serving.md, "Security").
+  ASSIGN_OR_RETURN(copts.group_secret, auth::LoadGroupSecret(args.GetOr("group-secret-file", "")));
+  ASSIGN_OR_RETURN(int64_t lease_ttl_ms, args.GetInt("lease-ttl-ms", 5000));
+  if (lease_ttl_ms < 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--lease-ttl-ms ", lease_ttl_ms, " is below the minimum of 100"));
+  }
+  copts.lease_ttl = absl::Milliseconds(lease_ttl_ms);
+  copts.worker_tls.flag_prefix = "--worker-tls-";
+  copts.worker_tls.cert = args.GetOr("worker-tls-cert", "");
+  copts.worker_tls.key = args.GetOr("worker-tls-key", "");
+  copts.worker_tls.ca = args.GetOr("worker-tls-ca", "");
+  if (copts.worker_tls.any() && copts.worker_addresses.empty()) {
+    return absl::InvalidArgumentError(
+        "--worker-tls-*: apply only with --workers (local workers talk over loopback)");
+  }
+  coordinator::ServerSecurity security;
+  security.tls.cert = args.GetOr("tls-cert", "");
+  security.tls.key = args.GetOr("tls-key", "");
+  security.tls.ca = args.GetOr("tls-client-ca", "");
+  if (!security.tls.ca.empty() && (security.tls.cert.empty() || security.tls.key.empty())) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<coordinator::ApiKeys> api_keys,
+                   coordinator::ApiKeys::FromFile(args.GetOr("api-keys-file", "")));
+  security.api_keys = api_keys.get();
+
   ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,
                    tokenizer::Tokenizer::FromFile(copts.model_dir + "/tokenizer.json"));
   ASSIGN_OR_RETURN(std::unique_ptr<worker::LocalCluster> cluster,
@@ -184,7 +217,8 @@ absl::Status Run(const Args& args) {
   desc.vocab_size = caps.vocab_size();
   desc.num_hidden_layers = caps.num_hidden_layers();
   const std::string address = absl::StrCat(args.GetOr("host", "127.0.0.1"), ":", port);
-  ASSIGN_OR_RETURN(auto server, coordinator::StartServer(engine.get(), desc, address, max_receive));
+  ASSIGN_OR_RETURN(auto server,
+                   coordinator::StartServer(engine.get(), desc, address, max_receive, security));
   std::printf(
       "tandem serve: listening on %s:%d (model %s, tp=%d pp=%d, %lld slots, %lld blocks "
       "of %lld)\n",
@@ -194,7 +228,15 @@ absl::Status Run(const Args& args) {
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+    absl::StatusOr<size_t> n = api_keys->Reload();
+    if (n.ok()) {
+      std::fprintf(stderr, "tandem serve: SIGHUP: %zu API keys loaded\n", *n);
+    } else {
+      std::fprintf(stderr, "tandem serve: SIGHUP: keeping the previous API keys: %s\n",
+                   std::string(n.status().message()).c_str());
+    }
+  }
   std::fprintf(stderr, "tandem serve: signal %d, shutting down\n", sig);
   server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   engine.reset();
@@ -208,11 +250,16 @@ TANDEM_COMMAND(kName, "serve the tandem.v1 gRPC API (coordinator + local worker 
                "[--block-size N] [--max-tokens-per-step N] [--max-queued-requests N] "
                "[--max-queued-prompt-tokens N] [--max-new-tokens N] [--max-receive-bytes N] "
                "[--micro-batches N (default pp)] [--collective gloo|ucx] "
-               "[--workers HOST:PORT,... [--rendezvous-host H]] [--start-timeout SECONDS]\n\n"
+               "[--workers HOST:PORT,... [--rendezvous-host H]] [--start-timeout SECONDS] "
+               "[--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--api-keys-file FILE] "
+               "[--group-secret-file FILE] [--lease-ttl-ms 5000] "
+               "[--worker-tls-cert PEM --worker-tls-key PEM --worker-tls-ca PEM]\n\n"
                "Without --model: the built-in tiny model (tp=2, pp=2 by default). Without "
                "--workers, tp * pp worker processes start on this machine; with it, the "
                "coordinator joins `tandem worker --listen` processes already running elsewhere "
-               "(rank order; they must see the same --model path).",
+               "(rank order; they must see the same --model path) and needs their group secret "
+               "(--group-secret-file or TANDEM_GROUP_SECRET). Security (TLS, API keys reloaded on "
+               "SIGHUP, worker mTLS): docs/serving.md, \"Security\".",
                {}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);
