@@ -9,6 +9,7 @@
 //   here by the openssl CLI; plaintext to a TLS port fails;
 // - Abort only of the caller's own requests; API keys reloaded on SIGHUP; priority per key;
 //   `tandem generate --api-key --tls-ca` reaches a secured server.
+#include <dirent.h>
 #include <signal.h>
 
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <future>
 #include <map>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -195,10 +197,58 @@ TEST(SecurityTest, EveryWorkerMethodRefusedWithoutTheGroupSecret) {
           .error_code(),
       ::grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_TRUE(RawCall(channel, "/grpc.health.v1.Health/Check", {}).ok());
+  // A coordinator with another secret cannot even start, and says why.
+  Serve wrong(Args(kOneRank, {"--workers", worker.address(), "--start-timeout", "5"}),
+              {{"TANDEM_GROUP_SECRET", "another-secret-0123456789"}});
+  EXPECT_EQ(wrong.port(), 0);
+  EXPECT_NE(wrong.output().find("worker rank 0 at " + worker.address() +
+                                ": missing or wrong group secret"),
+            std::string::npos)
+      << wrong.output();
+  EXPECT_EQ(wrong.output().find("another-secret"), std::string::npos);  // never logged
   // A worker without a secret does not start, and says why.
   Worker bare({}, {{"TANDEM_GROUP_SECRET", ""}});
   EXPECT_EQ(bare.port(), 0);
   EXPECT_NE(bare.output().find("no group secret"), std::string::npos) << bare.output();
+}
+
+// Pids of the live processes whose parent is `parent` (threads are not listed in /proc).
+std::vector<pid_t> ChildrenOf(pid_t parent) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    const int p = std::atoi(e->d_name);
+    if (p <= 0) continue;
+    std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state = 0;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && state != 'Z') out.push_back(p);
+  }
+  closedir(d);
+  return out;
+}
+
+TEST(SecurityTest, LocalWorkersGetAFreshSecretOutsideTheirCommandLine) {
+  Serve serve(Args(kOneRank, {}), {{"TANDEM_GROUP_SECRET", ""}});
+  ASSERT_NE(serve.port(), 0) << serve.output();
+  const std::vector<pid_t> workers = ChildrenOf(serve.pid());
+  ASSERT_EQ(workers.size(), 1u);
+  std::string environ = ReadAll("/proc/" + std::to_string(workers[0]) + "/environ");
+  std::string cmdline = ReadAll("/proc/" + std::to_string(workers[0]) + "/cmdline");
+  std::smatch m;
+  const std::string flat = std::regex_replace(environ, std::regex(std::string(1, '\0')), "\n");
+  ASSERT_TRUE(std::regex_search(flat, m, std::regex("TANDEM_GROUP_SECRET=([0-9a-f]{64})\n")));
+  const std::string secret = m[1];
+  EXPECT_EQ(cmdline.find(secret), std::string::npos);
+  EXPECT_EQ(cmdline.find("secret"), std::string::npos);
+  EXPECT_EQ(serve.output().find(secret), std::string::npos);
 }
 
 TEST(SecurityTest, InjectedStepsChangeNoOutput) {

@@ -1,10 +1,17 @@
-// WorkerLease (worker/lease.h): who owns a worker, at which epoch, until when.
+// WorkerLease (worker/lease.h): who owns a worker, at which epoch, until when; and LeaseKeeper
+// (worker/lease_keeper.h), the coordinator's heartbeat, against a real worker process.
 #include "worker/lease.h"
 
+#include <atomic>
 #include <string>
+#include <thread>
 
 #include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/worker/worker_test_util.h"
+#include "worker/lease_keeper.h"
+#include "worker/local_cluster.h"
 
 namespace tandem::worker {
 namespace {
@@ -43,6 +50,48 @@ TEST(WorkerLeaseTest, ClaimRenewTakeoverAndStaleEpochs) {
   EXPECT_TRUE(lease.Claim("b", 5, t0 + absl::Seconds(60)).ok());
   EXPECT_EQ(lease.Get(t0 + absl::Seconds(60)).epoch, 5u);
   EXPECT_EQ(lease.Claim("", 9, t0).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The keeper renews the owner's lease on every beat and reports each failed beat (here: a stale
+// epoch, as after a takeover) through its callback, going on beating.
+TEST(LeaseKeeperTest, RenewsAndReportsFailedBeats) {
+  auto cluster = LocalCluster::Start(ClusterOptions(TinyModelDir("tiny", core::DType::kF32), 1, 1));
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  auto stub = ::tandem::worker::v1::Worker::NewStub(
+      grpc::CreateChannel((*cluster)->address(0), grpc::InsecureChannelCredentials()));
+  std::atomic<int> failures{0};
+  {
+    LeaseKeeper keeper({stub.get()}, (*cluster)->credentials(), absl::Milliseconds(20),
+                       [&](int, const absl::Status&) { ++failures; });
+    for (int i = 0; i < 500 && keeper.beats() < 3; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_GE(keeper.beats(), 3);
+    EXPECT_GT(keeper.last_renewed(0), absl::Now() - absl::Seconds(5));
+  }
+  EXPECT_EQ(failures.load(), 0);
+
+  auth::GroupCredentials stale = (*cluster)->credentials();
+  stale.epoch -= 1;
+  absl::Status last;
+  absl::Mutex mu;
+  {
+    LeaseKeeper keeper({stub.get()}, stale, absl::Milliseconds(20),
+                       [&](int rank, const absl::Status& s) {
+                         EXPECT_EQ(rank, 0);
+                         absl::MutexLock lock(&mu);
+                         last = s;
+                         ++failures;
+                       });
+    for (int i = 0; i < 500 && failures.load() < 3; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(keeper.last_renewed(0), absl::InfinitePast());
+  }
+  EXPECT_GE(failures.load(), 3);
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(last.code(), absl::StatusCode::kFailedPrecondition) << last;
+  EXPECT_THAT(std::string(last.message()), HasSubstr("stale epoch"));
 }
 
 }  // namespace

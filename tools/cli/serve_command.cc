@@ -226,6 +226,13 @@ absl::Status Run(const Args& args) {
       copts.pp, static_cast<long long>(slots), static_cast<long long>(blocks),
       static_cast<long long>(eopts.scheduler.block_size));
   std::fflush(stdout);
+  const std::string host = args.GetOr("host", "127.0.0.1");
+  if (host != "127.0.0.1" && host != "localhost" && host != "::1" && !api_keys->enabled()) {
+    std::fprintf(stderr,
+                 "tandem serve: warning: the API on %s has no API keys: anyone who can reach the "
+                 "port can use it (--api-keys-file; docs/serving.md, \"Security\")\n",
+                 host.c_str());
+  }
 
   int sig = 0;
   while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
