@@ -104,8 +104,10 @@ void SetAlternateStack() {
 void InstallCrashHandler(const char* program) {
   g_program = program;
   const bool user_chose_ucx_handler = std::getenv("UCX_HANDLE_ERRORS") != nullptr;
-  if (!user_chose_ucx_handler) setenv("UCX_HANDLE_ERRORS", "none", 1);
-  if (std::getenv("UCX_ERROR_SIGNALS") == nullptr) setenv("UCX_ERROR_SIGNALS", "", 1);
+  if (!user_chose_ucx_handler) {
+    setenv("UCX_HANDLE_ERRORS", "none", 1);
+    if (std::getenv("UCX_ERROR_SIGNALS") == nullptr) setenv("UCX_ERROR_SIGNALS", "", 1);
+  }
   SetAlternateStack();
   struct sigaction action {};
   action.sa_sigaction = OnFatalSignal;

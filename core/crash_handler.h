@@ -9,8 +9,8 @@
 namespace tandem::core {
 
 // Call first thing in main(), before any thread starts or UCX is used:
-//  - unless the user set them, sets UCX_HANDLE_ERRORS=none and UCX_ERROR_SIGNALS="" in the
-//    environment (read by child processes, e.g. the workers `tandem serve` starts);
+//  - unless the user set UCX_HANDLE_ERRORS, sets it to "none" and UCX_ERROR_SIGNALS to "" (if
+//    unset) in the environment (read by child processes, e.g. the workers `tandem serve` starts);
 //  - installs, for SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP and SIGSYS, a handler that
 //    is async-signal-safe (write(2) only): it prints one line naming `program`, the signal, the
 //    faulting address and the thread, restores SIG_DFL and re-raises, so the process dies by that
