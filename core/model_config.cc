@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/json_limits.h"
 #include "core/status.h"
 #include "nlohmann/json.hpp"
 
@@ -15,6 +16,9 @@ namespace tandem::core {
 namespace {
 
 using Json = nlohmann::json;
+
+// The largest config.json read (real ones are a few KiB).
+constexpr size_t kMaxConfigBytes = size_t{16} << 20;
 
 // Python's json module writes float('inf') as a bare Infinity token (and NaN as NaN), which is
 // not JSON; nlohmann rejects it. Outside strings, such tokens become these marker strings, which
@@ -412,6 +416,9 @@ int64_t ModelConfig::CountLayers(LayerKind kind) const {
 }
 
 absl::StatusOr<ModelConfig> ModelConfig::FromJson(absl::string_view json) {
+  // Bounded before parsing: printing or walking a parsed value recurses per nesting level.
+  RETURN_IF_ERROR(Annotate(CheckJsonSize(json.size(), kMaxConfigBytes, "config"), "config.json"));
+  RETURN_IF_ERROR(Annotate(CheckJsonDepth(json, kMaxJsonDepth), "config.json"));
   const std::string text = ReplaceNonFiniteTokens(json);
   Json j;
   try {
@@ -425,8 +432,11 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(absl::string_view json) {
 }
 
 absl::StatusOr<ModelConfig> ModelConfig::FromFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open config file ", path));
+  const auto size = static_cast<size_t>(std::max<std::streamoff>(0, in.tellg()));
+  RETURN_IF_ERROR(Annotate(CheckJsonSize(size, kMaxConfigBytes, "config"), path));
+  in.seekg(0);
   std::stringstream buffer;
   buffer << in.rdbuf();
   if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read config file ", path));
@@ -559,6 +569,16 @@ absl::Status ValidateCheckpoint(const ModelConfig& config, const Checkpoint& che
     if (!IsFloating(info.dtype)) {
       return absl::InvalidArgumentError(absl::StrCat(
           file, " tensor ", name, ": expected a floating dtype, found ", DTypeName(info.dtype)));
+    }
+    // bf16 and f16 have the same size: a tensor stored in the other 2-byte format than the config
+    // declares is a mislabelled or mixed checkpoint, refused rather than guessed. (A wider float,
+    // e.g. f32 A_log in a bf16 checkpoint, is unambiguous and converted exactly.)
+    if (info.dtype != config.torch_dtype &&
+        DTypeSize(info.dtype) == DTypeSize(config.torch_dtype)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          file, " tensor ", name, ": stored as ", DTypeName(info.dtype),
+          " but config.json declares torch_dtype ", TorchDTypeName(config.torch_dtype), " (",
+          DTypeName(config.torch_dtype), "); refusing a checkpoint that mixes bf16 and f16"));
     }
   }
   for (const std::string& name : checkpoint.Names()) {

@@ -15,6 +15,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/json_limits.h"
 #include "core/status.h"
 #include "nlohmann/json.hpp"
 
@@ -54,37 +55,57 @@ uint64_t ReadLe64(const char* p) {
 
 const char* JsonTypeName(const Json& j) { return j.type_name(); }
 
+// SAX pass that finds the first duplicate key of any object. (nlohmann's callback parser would
+// do this in the DOM pass, but it rescans the parent object at every object end: quadratic in the
+// number of tensors, minutes for a 10^5-tensor header.)
+class DuplicateKeyFinder : public nlohmann::json_sax<Json> {
+ public:
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    keys_.emplace_back();
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (!keys_.empty() && !keys_.back().insert(k).second && duplicate_.empty()) duplicate_ = k;
+    return duplicate_.empty();  // stop at the first
+  }
+  bool end_object() override {
+    if (!keys_.empty()) keys_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+  const std::string& duplicate() const { return duplicate_; }
+
+ private:
+  std::vector<std::set<std::string>> keys_;
+  std::string duplicate_;
+};
+
 // Parses `text` as JSON, rejecting duplicate object keys (the DOM would silently keep the last).
 absl::StatusOr<Json> ParseJsonStrict(absl::string_view text, absl::string_view file) {
-  std::vector<std::set<std::string>> keys;
-  std::string duplicate;
-  auto callback = [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
-    switch (event) {
-      case Json::parse_event_t::object_start:
-        keys.emplace_back();
-        break;
-      case Json::parse_event_t::object_end:
-        if (!keys.empty()) keys.pop_back();
-        break;
-      case Json::parse_event_t::key:
-        if (!keys.empty() && parsed.is_string() &&
-            !keys.back().insert(parsed.get_ref<const std::string&>()).second && duplicate.empty()) {
-          duplicate = parsed.get_ref<const std::string&>();
-        }
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
+  // Code that walks or prints a parsed value recurses per nesting level: bound it first.
+  RETURN_IF_ERROR(Annotate(CheckJsonDepth(text, kMaxJsonDepth), file));
   Json j;
   try {
-    j = Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true);
+    j = Json::parse(text.begin(), text.end());
   } catch (const Json::exception& e) {
     return FileError(file, absl::StrCat("invalid JSON: ", e.what()));
   }
-  if (!duplicate.empty()) {
-    return FileError(file, absl::StrCat("duplicate JSON key '", Printable(duplicate), "'"));
+  DuplicateKeyFinder finder;
+  Json::sax_parse(text.begin(), text.end(), &finder);
+  if (!finder.duplicate().empty()) {
+    return FileError(file,
+                     absl::StrCat("duplicate JSON key '", Printable(finder.duplicate()), "'"));
   }
   return j;
 }

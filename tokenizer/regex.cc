@@ -4,6 +4,7 @@
 #include <pcre2.h>
 
 #include "absl/strings/str_cat.h"
+#include "tokenizer/regex_translate.h"
 
 namespace tandem::tokenizer {
 namespace {
@@ -45,11 +46,24 @@ absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(absl::string_view pattern,
   PCRE2_SIZE offset = 0;
   // PCRE2_LITERAL does not take PCRE2_UCP (it has no character classes to widen).
   uint32_t options = PCRE2_UTF | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : PCRE2_UCP);
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   options, &error, &offset, nullptr);
+  std::string translated(pattern);
+  if (!literal) {
+    auto t = TranslateOnigurumaPattern(pattern);
+    if (!t.ok()) return t.status();
+    translated = std::move(t).value();
+  }
+  // Oniguruma's newline is LF only ('.' excludes just "\n"): set it whatever PCRE2's default.
+  pcre2_compile_context* context = pcre2_compile_context_create(nullptr);
+  if (context == nullptr) return absl::ResourceExhaustedError("regex: cannot allocate a context");
+  pcre2_set_newline(context, PCRE2_NEWLINE_LF);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()),
+                                   translated.size(), options, &error, &offset, context);
+  pcre2_compile_context_free(context);
   if (code == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "regex \"", pattern, "\" does not compile at offset ", offset, ": ", PcreMessage(error)));
+        "regex \"", pattern, "\" does not compile at offset ", offset,
+        translated == pattern ? "" : absl::StrCat(" of its PCRE2 form \"", translated, "\""), ": ",
+        PcreMessage(error)));
   }
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter when unavailable
   std::unique_ptr<Regex> regex(new Regex());

@@ -119,7 +119,9 @@ absl::Status SplitOnAddedTokens(const AddedTokenTrie& trie, const std::vector<Ad
         if (!IsUnicodeWhitespace(NextCodePoint(text, &q))) break;
         end = q;
       }
-      search = end;
+      // The search resumes at the end of the token itself, not of the stripped spaces: as in
+      // Hugging Face, whose matches are found before stripping, a following added token may
+      // start inside them ("<eot>  world" with added " world" -> <eot>, " world").
     }
     if (offset < start) RETURN_IF_ERROR(on_piece(text.substr(offset, start - offset), -1));
     RETURN_IF_ERROR(on_piece(text.substr(start, end - start), token.id));

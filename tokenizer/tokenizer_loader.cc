@@ -1,10 +1,13 @@
 // tokenizer.json -> TokenizerImpl. Every error names the JSON path of the offending value.
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/json_limits.h"
 #include "core/status.h"
 #include "nlohmann/json.hpp"
 #include "tokenizer/tokenizer.h"
@@ -15,6 +18,9 @@ namespace tandem::tokenizer {
 namespace {
 
 using Json = nlohmann::json;
+
+// The largest tokenizer.json read (real ones are 2-40 MiB); parsing costs ~10x the size in memory.
+constexpr size_t kMaxTokenizerJsonBytes = size_t{256} << 20;
 
 // GPT-2's pre-tokenization pattern, used by ByteLevel with use_regex.
 constexpr char kGpt2Pattern[] =
@@ -117,7 +123,8 @@ absl::Status LoadModel(const Json& model, TokenizerImpl* impl) {
     }
     const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(l->second)) << 32) |
                          static_cast<uint32_t>(r->second);
-    impl->merges.emplace(key, std::make_pair(static_cast<int32_t>(i), merged->second));
+    // A pair listed twice keeps its last rank, as in Hugging Face (later entries overwrite).
+    impl->merges.insert_or_assign(key, std::make_pair(static_cast<int32_t>(i), merged->second));
   }
   if (model.contains("unk_token") && !model["unk_token"].is_null()) {
     ASSIGN_OR_RETURN(std::string unk, String(model["unk_token"], "model.unk_token"));
@@ -310,9 +317,17 @@ absl::Status LoadDecoder(const Json& d, TokenizerImpl* impl) {
              absl::StrCat("decoder \"", type, "\" is not supported (ByteLevel, null)"));
 }
 
+// Hugging Face does not trust the ids in added_tokens (AddedVocabulary::add_tokens): in file
+// order, a token takes the id of an earlier added token with the same content, else its id in
+// model.vocab, else the next free id: len(model.vocab) for the first such token, then one past the
+// largest added id once that reaches len(model.vocab). The id in the file is read (it must be a
+// valid id) and otherwise ignored. A repeated content keeps one id; its last entry's flags win.
 absl::Status LoadAddedTokens(const Json& list, TokenizerImpl* impl) {
   if (list.is_null()) return absl::OkStatus();
   if (!list.is_array()) return Bad("added_tokens", "expected an array");
+  const auto model_size = static_cast<int64_t>(impl->vocab.size());
+  absl::flat_hash_map<std::string, size_t> index_of;  // content -> index in impl->added_tokens
+  int64_t max_added = -1;
   for (size_t i = 0; i < list.size(); ++i) {
     const Json& t = list[i];
     const std::string path = absl::StrCat("added_tokens[", i, "]");
@@ -329,6 +344,22 @@ absl::Status LoadAddedTokens(const Json& list, TokenizerImpl* impl) {
     ASSIGN_OR_RETURN(token.lstrip, Bool(t, path, "lstrip", false));
     ASSIGN_OR_RETURN(token.rstrip, Bool(t, path, "rstrip", false));
     ASSIGN_OR_RETURN(token.normalized, Bool(t, path, "normalized", !token.special));
+    if (auto it = index_of.find(token.content); it != index_of.end()) {
+      token.id = impl->added_tokens[it->second].id;
+      impl->added_tokens[it->second] = std::move(token);
+      continue;
+    }
+    if (auto it = impl->vocab.find(token.content); it != impl->vocab.end()) {
+      token.id = it->second;
+    } else if (max_added < 0) {
+      token.id = static_cast<int32_t>(model_size);
+    } else {
+      token.id = static_cast<int32_t>(max_added >= model_size || model_size == 0 ? max_added + 1
+                                                                                 : model_size);
+    }
+    if (token.id > (1 << 30)) return Bad(path + ".id", "more than 2^30 tokens");
+    max_added = std::max<int64_t>(max_added, token.id);
+    index_of.emplace(token.content, impl->added_tokens.size());
     impl->added_tokens.push_back(std::move(token));
   }
   return absl::OkStatus();
@@ -408,6 +439,12 @@ absl::Status Finish(TokenizerImpl* impl) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(absl::string_view json) {
+  // Bounded before parsing: the loaders (Sequence in Sequence...) and error messages (dump())
+  // recurse once per nesting level. 128 levels is also where Hugging Face (serde_json) stops.
+  RETURN_IF_ERROR(core::Annotate(
+      core::CheckJsonSize(json.size(), kMaxTokenizerJsonBytes, "the file"), "tokenizer.json"));
+  RETURN_IF_ERROR(
+      core::Annotate(core::CheckJsonDepth(json, core::kMaxJsonDepth), "tokenizer.json"));
   const Json root = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) return absl::InvalidArgumentError("tokenizer.json: not valid JSON");
   if (!root.is_object()) return Bad("(root)", "expected an object");
@@ -429,8 +466,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(absl::string_view
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open tokenizer file ", path));
+  const auto size = static_cast<size_t>(std::max<std::streamoff>(0, in.tellg()));
+  RETURN_IF_ERROR(
+      core::Annotate(core::CheckJsonSize(size, kMaxTokenizerJsonBytes, "tokenizer.json"), path));
+  in.seekg(0);
   std::stringstream buffer;
   buffer << in.rdbuf();
   auto tokenizer = FromJson(buffer.str());

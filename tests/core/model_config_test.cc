@@ -481,3 +481,49 @@ TEST(ModelConfigTest, MutatedConfigsNeverCrash) {
 
 }  // namespace
 }  // namespace tandem::core
+
+// Hostile config.json: nesting 10^5 deep, huge arrays, wrong types. Clean errors, no crash.
+namespace tandem::core {
+namespace {
+
+std::string ConfigError(const std::string& text) {
+  auto c = ModelConfig::FromJson(text);
+  EXPECT_FALSE(c.ok());
+  return c.ok() ? "" : std::string(c.status().message());
+}
+
+TEST(ModelConfigLimitsTest, DeepNestingHugeArraysAndWrongTypesFailCleanly) {
+  const std::string base = Config8B().dump();
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  // Deep values where a number is expected (the type error would print them) and at the root.
+  std::string text = base;
+  text.insert(1, "\"hidden_size_extra\": " + deep + ",");
+  EXPECT_THAT(ConfigError(text), HasSubstr("config.json: JSON nesting exceeds the limit of 128"));
+  Json j = Config8B();
+  j["hidden_size"] = "PLACEHOLDER";
+  text = j.dump();
+  text.replace(text.find("\"PLACEHOLDER\""), 13, deep);
+  EXPECT_THAT(ConfigError(text), HasSubstr("limit of 128 levels"));
+  EXPECT_THAT(ConfigError(std::string(100000, '{')), HasSubstr("limit of 128 levels"));
+  // Huge arrays: a 10^6-entry layer list and pattern.
+  j = Config8B();
+  j["layers_block_type"] = Json::array();
+  for (int i = 0; i < 1000000; ++i) j["layers_block_type"].push_back("mamba");
+  EXPECT_FALSE(ModelConfig::FromJson(j.dump()).ok());
+  j = Config8B();
+  j["hybrid_override_pattern"] = std::string(1000000, 'M');
+  EXPECT_THAT(ConfigError(j.dump()), HasSubstr("hybrid_override_pattern has 1000000 layers"));
+  // Wrong types.
+  j = Config8B();
+  j["num_hidden_layers"] = Json::parse("[[[[52]]]]");
+  EXPECT_THAT(ConfigError(j.dump()), HasSubstr("num_hidden_layers"));
+  j = Config8B();
+  j["hybrid_override_pattern"] = Json::parse("{\"a\": [1, 2]}");
+  EXPECT_THAT(ConfigError(j.dump()), HasSubstr("hybrid_override_pattern"));
+  // Size bound.
+  EXPECT_THAT(ConfigError(std::string(17 << 20, ' ')),
+              HasSubstr("over the limit of 16777216 bytes"));
+}
+
+}  // namespace
+}  // namespace tandem::core

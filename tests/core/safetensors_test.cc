@@ -611,3 +611,60 @@ TEST_F(SafetensorsTest, MalformedIndexFilesAreRejected) {
 
 }  // namespace
 }  // namespace tandem::core
+
+// Hostile headers: nesting 10^5 deep, huge arrays, wrong types. Clean errors, no crash.
+namespace tandem::core {
+namespace {
+
+std::string WithLength(const std::string& header) {
+  std::string out(8, '\0');
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return out + header + std::string(64, '\0');
+}
+
+absl::Status ParseHeader(const std::string& header) {
+  const std::string bytes = WithLength(header);
+  return ParseSafetensorsHeader(bytes, bytes.size(), "hostile.safetensors").status();
+}
+
+TEST(SafetensorsLimitsTest, DeepNestingHugeArraysAndWrongTypesFailCleanly) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_THAT(std::string(ParseHeader("{\"t\":{\"dtype\":" + deep + "}}").message()),
+              HasSubstr("hostile.safetensors: JSON nesting exceeds the limit of 128 levels"));
+  EXPECT_THAT(std::string(ParseHeader("{\"__metadata__\":" + deep + "}").message()),
+              HasSubstr("limit of 128"));
+  EXPECT_THAT(std::string(ParseHeader(std::string(100000, '{')).message()),
+              HasSubstr("limit of 128"));
+  // A shape of 10^5 dimensions, offsets of 10^5 numbers, 10^5 tensors.
+  std::string dims = "2";
+  for (int i = 1; i < 100000; ++i) dims += ",2";  // 10^5 dimensions, 2^100000 elements
+  absl::Status s =
+      ParseHeader("{\"t\":{\"dtype\":\"F32\",\"shape\":[" + dims + "],\"data_offsets\":[0,4]}}");
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("'t'"));
+  s = ParseHeader("{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[" + dims + "]}}");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("data_offsets"));
+  std::string many = "{";
+  const int kTensors = 100000;
+  for (int i = 0; i < kTensors; ++i) {
+    absl::StrAppend(&many, i ? "," : "", "\"t", i,
+                    "\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}");
+  }
+  s = ParseHeader(many + "}");
+  EXPECT_FALSE(s.ok());
+  // Wrong types, nested a little.
+  EXPECT_THAT(
+      std::string(
+          ParseHeader("{\"t\":{\"dtype\":[[[\"F32\"]]],\"shape\":[1],\"data_offsets\":[0,4]}}")
+              .message()),
+      HasSubstr("dtype"));
+  EXPECT_THAT(
+      std::string(
+          ParseHeader("{\"t\":{\"dtype\":\"F32\",\"shape\":[[[[1]]]],\"data_offsets\":[0,4]}}")
+              .message()),
+      HasSubstr("shape"));
+}
+
+}  // namespace
+}  // namespace tandem::core

@@ -372,6 +372,34 @@ TEST_F(ValidateCheckpointTest, NonFloatingDType) {
               HasSubstr("backbone.norm_f.weight: expected a floating dtype, found i32"));
 }
 
+TEST_F(ValidateCheckpointTest, SameSizeDTypeOtherThanTheConfigsIsRefused) {
+  ASSERT_EQ(config_.torch_dtype, DType::kBF16);
+  auto tensors = weights_;
+  for (auto& [name, tensor] : tensors) {
+    if (name == "backbone.layers.1.mixer.up_proj.weight") {
+      tensor = Tensor::Zeros(DType::kF16, tensor.shape());
+    }
+  }
+  const absl::Status s = Check(tensors, "f16");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("tensor backbone.layers.1.mixer.up_proj.weight: stored as f16 but "
+                        "config.json declares torch_dtype bfloat16 (bf16)"));
+  // The other way round: an f16 config with a bf16 tensor.
+  config_.torch_dtype = DType::kF16;
+  const absl::Status r = Check(weights_, "bf16_in_f16");
+  EXPECT_THAT(std::string(r.message()),
+              HasSubstr(": stored as bf16 but config.json declares torch_dtype float16 (f16)"));
+  // A wider float is unambiguous: f32 tensors in a bf16 checkpoint load.
+  config_.torch_dtype = DType::kBF16;
+  for (auto& [name, tensor] : tensors) {
+    if (name == "backbone.layers.1.mixer.up_proj.weight") {
+      tensor = Tensor::Zeros(DType::kF32, tensor.shape());
+    }
+  }
+  EXPECT_TRUE(Check(tensors, "f32_in_bf16").ok());
+}
+
 TEST_F(ValidateCheckpointTest, EmbeddingSpellings) {
   auto tensors = weights_;
   ASSERT_EQ(tensors[0].first, "backbone.embeddings.weight");

@@ -1,5 +1,9 @@
 // `tandem tokenize` / `tandem detokenize` through the real executable.
+#include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "tests/cli/cli_test_util.h"
 
@@ -55,6 +59,44 @@ TEST(TokenizeCliTest, BadArgumentsFailWithAMessage) {
   r = Tandem("tokenize --tokenizer " + TokenizerJson() + " --text \"$(printf 'ab\\377')\"", true);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr("byte offset 2"));
+}
+
+// --stream: one JSON line per id whose deltas concatenate to the plain detokenize output (a
+// character whose bytes span several ids comes whole, later), then the Finish() line; ids from
+// --ids or from stdin.
+TEST(TokenizeCliTest, DetokenizeStreamPrintsOneDeltaPerId) {
+  const std::string text = "Hi \xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb w\xc3\xb6rld";
+  const Result ids = Tandem("tokenize --tokenizer " + TokenizerJson() + " --text '" + text + "'");
+  ASSERT_EQ(ids.exit_code, 0);
+  const std::string list = ids.output.substr(0, ids.output.size() - 1);
+  const size_t count = std::count(list.begin(), list.end(), ',') + 1;
+  std::string spaced = list;
+  std::replace(spaced.begin(), spaced.end(), ',', ' ');
+  const std::string from_stdin = FreshDir("stream_ids");
+  { std::ofstream(from_stdin) << spaced << "\n"; }
+  for (const std::string& args : {"--ids " + list, "< " + from_stdin}) {
+    const Result r = Tandem("detokenize --stream --tokenizer " + TokenizerJson() + " " + args);
+    ASSERT_EQ(r.exit_code, 0) << args;
+    std::istringstream lines(r.output);
+    std::vector<std::string> all;
+    for (std::string line; std::getline(lines, line);) all.push_back(line);
+    ASSERT_EQ(all.size(), count + 1) << r.output;
+    std::string joined;
+    size_t empty = 0;
+    for (size_t k = 0; k < all.size(); ++k) {
+      const Json j = Json::parse(all[k]);
+      EXPECT_EQ(j["id"].is_null(), k == count) << all[k];
+      const std::string delta = j["delta"].get<std::string>();
+      empty += delta.empty();
+      joined += delta;
+    }
+    EXPECT_EQ(joined, text) << args;
+    EXPECT_GT(empty, 0u) << "the emoji's bytes span several ids: some deltas wait for the rest";
+  }
+  const Result bad =
+      Tandem("detokenize --stream --tokenizer " + TokenizerJson() + " --ids 1,99999", true);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("99999"));
 }
 
 }  // namespace

@@ -3,12 +3,16 @@
 #include <cstring>
 #include <string>
 
+#include "core/crash_handler.h"
 #include "tools/cli/command.h"
+#include "tools/cli/test_crash.h"
 
 namespace {
 
 void PrintHelp() {
-  std::printf("tandem: serve Nemotron-H hybrid Mamba-Transformer models\n\nusage: tandem <command> [options]\n\ncommands:\n");
+  std::printf(
+      "tandem: serve Nemotron-H hybrid Mamba-Transformer models\n\nusage: tandem <command> "
+      "[options]\n\ncommands:\n");
   for (const auto& [name, command] : tandem::cli::CommandRegistry()) {
     std::printf("  %-18s %s\n", name.c_str(), command.summary.c_str());
   }
@@ -18,6 +22,10 @@ void PrintHelp() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before any thread or UCX use: a crash must kill the process, never hang it
+  // (core/crash_handler.h).
+  tandem::core::InstallCrashHandler("tandem");
+  tandem::cli::MaybeArmTestCrash();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     PrintHelp();

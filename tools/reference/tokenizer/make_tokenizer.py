@@ -15,6 +15,13 @@ Outputs (under the directory given as argv[1], normally tests/testdata/tokenizer
                          payload: each id as 2 chars of the alphabet A-Za-z0-9+/ (id = 64*a + b; ids < 4096);
                          roundtrips is 1 when HF decode(encode(text, False), False) == text.
   goldens/<name>.decode  skip_special<TAB>ids (decimal, comma-separated)<TAB>hex of HF decode's UTF-8 bytes.
+  reassign.json          hand-written: added_tokens whose ids HF re-assigns (vocab id / next free id) and a
+                         merge listed twice (HF keeps the last rank).
+  regex.json             hand-written: Split patterns using \\s \\h \\w \\d \\p{L} \\p{N}, whose Oniguruma meaning
+                         Tandem translates to PCRE2.
+  goldens/parity.tsv     config<TAB>add_special<TAB>hex of the text's UTF-8<TAB>HF ids (comma-separated): the
+                         known HF/PCRE2 differences (U+180E, Unicode 15-16 letters and digits, rstrip before an
+                         added token starting with a space, re-assigned ids, duplicate merges, regex escapes).
 """
 import json
 import random
@@ -154,6 +161,87 @@ def rewrite_merges_as_strings(path):
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+def write_reassign(path):
+    """Added-token ids that HF does not trust, and a duplicate merge."""
+    flags = {"single_word": False, "lstrip": False, "rstrip": False}
+    data = {"version": "1.0", "truncation": None, "padding": None,
+            "added_tokens": [dict(id=7, content="<s>", special=True, normalized=False, **flags),
+                             dict(id=0, content="ab", special=True, normalized=False, **flags),
+                             dict(id=1, content="<t>", special=False, normalized=True, **flags),
+                             dict(id=900, content="<u>", special=True, normalized=False, **flags)],
+            "normalizer": None,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                              "use_regex": True},
+            "post_processor": None,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                      "ignore_merges": False,
+                      "vocab": {"a": 0, "b": 1, "c": 2, "bc": 3, "ab": 4, "abc": 5, "Ġ": 6},
+                      "merges": ["b c", "a b", "ab c", "b c"]}}
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def write_regex(path, texts):
+    """Split patterns whose escapes mean something else in PCRE2, then byte-level BPE."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"\h+"), behavior="isolated"),
+        pre_tokenizers.Split(Regex(r"\w+|\d|\s+|[^\s\w]+"), behavior="isolated"),
+        pre_tokenizers.Split(Regex(r"\p{L}+|\p{N}"), behavior="merged_with_next"),
+        pre_tokenizers.Split(Regex(r"[\S&]+"), behavior="merged_with_previous"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    tok.save(str(path))
+
+
+# Texts for goldens/parity.tsv, per config.
+UNICODE_16 = ("\U00031350\U00031351x \U0002EBF0\U0002EBF1 \U00011F04\U00011F05 \U0001E4F0\U0001E4F1"
+              " \U0001E5F1 \u1C89\u1C8A ok \U000116D0\U000116D1 \U00016D70 \u0897a \U00013460\U00013461"
+              " \U0001CCF0\U0001CCF1 x\U0001D2C0")
+PARITY = {
+    "tokenizer": ["\u180e's", "a\u180e\u180e b", "\u180e\u3000x\u2028\u0085y\u00a0", "it\u180e 's",
+                  UNICODE_16],
+    "gpt2": ["\u180e's", "a\u180e\u180e b \u180e", "x\u180e\ty", UNICODE_16],
+    "added": ["<eot>  world", "<eot> world", "<eot>\u3000 world x", "[MASK]<eot>   world<eot> world",
+              "hi<eot>\n world"],
+    "reassign": ["<s>ab<t>abc<u>", "abc abc", "bcab<u>ab"],
+    "regex": ["deadBEEF 0x1f cafe, g\u0301 \u0660\u0661 x_y \u180e\u180ez",
+              "\u2003ab\u00a0\u0300c \u1E00 12ab", UNICODE_16, "a&&b [x] C0FFEE\u180e"],
+}
+
+
+def write_parity(out_dir):
+    lines = []
+    for name, texts in PARITY.items():
+        tok = Tokenizer.from_file(str(out_dir / f"{name}.json"))
+        for text in texts:
+            for add in (0, 1):
+                ids = tok.encode(text, add_special_tokens=bool(add)).ids
+                lines.append(f"{name}\t{add}\t{text.encode('utf-8').hex()}\t{','.join(map(str, ids))}")
+        if name == "reassign":
+            for content in ("<s>", "ab", "<t>", "<u>"):
+                lines.append(f"{name}\ttoken_to_id\t{content.encode('utf-8').hex()}\t{tok.token_to_id(content)}")
+            lines.append(f"{name}\tvocab_size\t\t{tok.get_vocab_size()}")
+    # Pre-tokenizer level: HF Split(pattern, isolated) pieces as UTF-8 byte offsets.
+    gpt2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+    split_texts = [UNICODE_16, "a\u180e's \u180e\u180e x\u180e\u2003y", "deadBEEF 0x1f g\u0301_x \u0660\u0661\U0001E4F1",
+                   "\U00031350a\U0001E4F0\U0001E4F12 \u0897\u0915 \U0001D2C0\U0001CCF0"]
+    for pattern in [V2_PATTERN, gpt2, r"\h+", r"\w+", r"\d", r"\s+", r"\S+", r"\p{L}+", r"\p{N}",
+                    r"[\p{Lo}\p{Nd}]+", r"\P{L}+", r"[^\p{L}\s]+"]:
+        pt = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+        for text in split_texts:
+            offsets = []
+            for _, (a, b) in pt.pre_tokenize_str(text):
+                offsets.append(f"{len(text[:a].encode('utf-8'))}-{len(text[:b].encode('utf-8'))}")
+            lines.append(f"split\t{pattern.encode('utf-8').hex()}\t{text.encode('utf-8').hex()}\t{','.join(offsets)}")
+    (out_dir / "goldens" / "parity.tsv").write_text("\n".join(lines) + "\n")
+
+
 def main():
     out_dir = Path(sys.argv[1])
     only = set(sys.argv[2:])  # optional config names; default all
@@ -171,6 +259,10 @@ def main():
         if name == "gpt2":
             rewrite_merges_as_strings(path)
         write_goldens(name, Tokenizer.from_file(str(path)), files, out_dir, rng)
+    if not only or "parity" in only:
+        write_reassign(out_dir / "reassign.json")
+        write_regex(out_dir / "regex.json", texts)
+        write_parity(out_dir)
     print("ok")
 
 
