@@ -215,8 +215,11 @@ void CrashProcesses(Kind kind, bool in_malloc) {
                                    (in_malloc ? "_malloc" : "_kill"));
   std::filesystem::create_directories(dir);
   std::vector<Child> children;
-  const std::vector<std::string> env =
-      in_malloc ? std::vector<std::string>{"TANDEM_TEST_CRASH=malloc"} : std::vector<std::string>{};
+  std::vector<std::string> env;
+  if (in_malloc) env.push_back("TANDEM_TEST_CRASH=malloc");
+  // A worker refuses to start without a group secret (docs/serving.md, "Security").
+  if (kind == Kind::kWorker)
+    env.push_back("TANDEM_GROUP_SECRET=crash-test-group-secret-0123456789");
   for (int i = 0; i < kRepetitions; ++i) {
     const std::string out = dir + "/" + std::to_string(i) + ".out";
     switch (kind) {
