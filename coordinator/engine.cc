@@ -249,16 +249,19 @@ void Engine::Loop() {
     for (auto& [id, live] : live_) ids.push_back(id);
     for (uint64_t id : ids) {
       Live& live = *live_.at(id);
-      if (live.cancel_requested || (live.is_cancelled && live.is_cancelled())) {
-        Terminate(live,
-                  absl::CancelledError(absl::StrCat("request ", live.request_id, " was cancelled")),
-                  v1::FINISH_REASON_CANCELLED);
-      } else if (now >= live.deadline) {
+      // The deadline first: a gRPC deadline also cancels the call (its context, and the stream
+      // reactor's OnCancel), and a call that ran out of time ends and is counted as
+      // DEADLINE_EXCEEDED, not CANCELLED.
+      if (now >= live.deadline) {
         Terminate(live,
                   absl::DeadlineExceededError(absl::StrCat("request ", live.request_id,
                                                            " passed its deadline after ",
                                                            live.generated, " generated tokens")),
                   v1::FINISH_REASON_DEADLINE);
+      } else if (live.cancel_requested || (live.is_cancelled && live.is_cancelled())) {
+        Terminate(live,
+                  absl::CancelledError(absl::StrCat("request ", live.request_id, " was cancelled")),
+                  v1::FINISH_REASON_CANCELLED);
       }
     }
     if (broken_) {
