@@ -4,6 +4,8 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/rpc_metrics_interceptor.h"
+#include "coordinator/trace_context.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 
@@ -38,6 +40,7 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
     Submission sub;
     sub.request = request;
     sub.deadline = DeadlineOf(context);
+    sub.trace_id = AcceptTraceContext(context);
     // The engine polls this until its final output; it must not touch `context` once gRPC is
     // done with the call.
     sub.is_cancelled = [this, context] {
@@ -198,6 +201,7 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
   Submission sub;
   sub.request = *request;
   sub.deadline = DeadlineOf(context);
+  sub.trace_id = AcceptTraceContext(context);
   sub.is_cancelled = [context] { return context->IsCancelled(); };
   const bool want_ids = request->return_token_ids();
   sub.on_output = [reactor, response, want_ids](RequestOutput out) {
@@ -326,7 +330,8 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
 
 absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelDescription& model,
                                                     const std::string& address,
-                                                    int64_t max_receive_message_bytes) {
+                                                    int64_t max_receive_message_bytes,
+                                                    metrics::Registry* metrics) {
   auto out = std::make_unique<Server>();
   out->service = std::make_unique<TandemService>(engine, model, max_receive_message_bytes);
   ::grpc::EnableDefaultHealthCheckService(true);
@@ -335,6 +340,11 @@ absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelD
   builder.AddListeningPort(address, ::grpc::InsecureServerCredentials(), &out->port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_receive_message_bytes));
   builder.RegisterService(out->service.get());
+  if (metrics != nullptr) {
+    std::vector<std::unique_ptr<::grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
+    icpt.push_back(MakeRpcMetricsInterceptorFactory(metrics));
+    builder.experimental().SetInterceptorCreators(std::move(icpt));
+  }
   out->server = builder.BuildAndStart();
   if (!out->server || out->port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));

@@ -11,6 +11,10 @@
 #include "grpcpp/grpcpp.h"
 #include "tandem/v1/tandem.grpc.pb.h"
 
+namespace tandem::metrics {
+class Registry;
+}
+
 namespace tandem::coordinator {
 
 struct ModelDescription {
@@ -60,9 +64,9 @@ struct Server {
 };
 
 // Listens on `address` ("host:port"; port 0 picks one). Health turns NOT_SERVING when the
-// engine breaks.
+// engine breaks. With `metrics`, every RPC is counted there by method and final status code.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Server>> StartServer(
     Engine* engine, const ModelDescription& model, const std::string& address,
-    int64_t max_receive_message_bytes);
+    int64_t max_receive_message_bytes, metrics::Registry* metrics = nullptr);
 
 }  // namespace tandem::coordinator

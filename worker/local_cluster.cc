@@ -118,6 +118,11 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     const std::string log_file = (impl.work_dir / absl::StrCat("rank", r, ".log")).string();
     std::vector<std::string> args = {binary,        "worker",  "--listen",     "127.0.0.1:0",
                                      "--port-file", port_file, "--parent-pid", parent};
+    if (options.worker_metrics_port_base >= 0) {
+      args.push_back("--metrics-port");
+      args.push_back(std::to_string(
+          options.worker_metrics_port_base == 0 ? 0 : options.worker_metrics_port_base + r));
+    }
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -48,6 +48,9 @@ struct LocalClusterOptions {
   // need an address of this machine that they can route to).
   std::string rendezvous_bind = "127.0.0.1";
   std::string rendezvous_host;  // empty: rendezvous_bind
+  // Local workers serve Prometheus /metrics on 127.0.0.1:<base + rank> (0: each a free port,
+  // written in its log); -1: off.
+  int worker_metrics_port_base = -1;
 };
 
 class LocalCluster {

@@ -18,6 +18,7 @@ struct WorkerServerOptions {
   std::string listen = "127.0.0.1:0";
   std::string port_file;
   int parent_pid = 0;
+  int metrics_port = -1;  // Prometheus /metrics on the host of `listen`; -1: off, 0: any port
 };
 
 [[nodiscard]] absl::Status RunWorkerServer(const WorkerServerOptions& options);
