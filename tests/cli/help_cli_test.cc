@@ -64,6 +64,38 @@ TEST(HelpCliTest, WorkerListsEveryFlagWithItsDefault) {
       "worker", {"listen", "port-file", "parent-pid", "metrics-port", "threads", "log-format"});
 }
 
+TEST(HelpCliTest, ModelCommandsListEveryFlagWithItsDefault) {
+  ExpectEveryFlagDocumented("logits", {"model", "tokens", "out", "reference-kernels", "tp", "pp",
+                                       "stage-layers", "collective", "backend"});
+  ExpectEveryFlagDocumented("inspect", {"json", "tp", "pp", "partition"});
+  ExpectEveryFlagDocumented("make-tiny-model",
+                            {"seed", "dtype", "shards", "preset", "vocab-size", "tokenizer"});
+  ExpectEveryFlagDocumented("generate", {"model",
+                                         "tokens",
+                                         "max-new-tokens",
+                                         "temperature",
+                                         "top-k",
+                                         "top-p",
+                                         "min-p",
+                                         "seed",
+                                         "ignore-eos",
+                                         "reference-kernels",
+                                         "tp",
+                                         "stage-layers",
+                                         "collective",
+                                         "backend",
+                                         "server",
+                                         "stream",
+                                         "min-new-tokens",
+                                         "stop",
+                                         "repetition-penalty",
+                                         "logprobs",
+                                         "priority",
+                                         "request-id",
+                                         "timeout-ms",
+                                         "ids"});
+}
+
 TEST(HelpCliTest, BadObservabilityOptionsFailNamingTheOption) {
   Result r = Tandem("serve --log-format xml", true);
   EXPECT_EQ(r.exit_code, 2);
