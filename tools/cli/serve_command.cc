@@ -252,8 +252,7 @@ const char kUsage[] =
 // clang-format on
 
 TANDEM_COMMAND(kName, "serve the tandem.v1 gRPC API (coordinator + local worker processes)",
-               std::string(kUsage) + kObservabilityUsage,
-               {kLogPromptsFlag}, [](const Args& args) {
+               std::string(kUsage) + kObservabilityUsage, {kLogPromptsFlag}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);
                });
