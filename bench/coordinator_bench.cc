@@ -9,6 +9,10 @@
 // Counters: engine_cpu_us_per_step (the engine thread, including the fake executor),
 // executor_cpu_us_per_step (the fake executor alone), wall_us_per_step, steps/s, tokens/s.
 //
+// BM_EngineDecode/metrics: the text mode with the Prometheus metrics on (CoordinatorMetrics as the
+// engine's observer, a scrape of the registry every iteration from the benchmark thread), to hold
+// its cost against the text mode (docs/observability.md: within 5% of the engine's CPU per step).
+//
 // BM_SchedulerStep: Scheduler::Schedule() + Complete() for every planned sequence, N running.
 //
 // bench/results/coordinator_cpu.json holds a run (see docs/benchmarks.md for the command).
@@ -28,6 +32,7 @@
 
 #include "bench/bench_context.h"
 #include "benchmark/benchmark.h"
+#include "coordinator/coordinator_metrics.h"
 #include "coordinator/engine.h"
 #include "coordinator/scheduler.h"
 #include "tokenizer/tokenizer.h"
@@ -151,7 +156,7 @@ coord::SchedulerConfig BenchSchedulerConfig(int64_t sequences) {
   return c;
 }
 
-enum class Mode { kText, kSkipText, kStopStrings };
+enum class Mode { kText, kSkipText, kStopStrings, kTextMetrics };
 
 void BM_EngineDecode(benchmark::State& state, Mode mode) {
   const int64_t n = state.range(0);
@@ -167,9 +172,13 @@ void BM_EngineDecode(benchmark::State& state, Mode mode) {
   options.limits.max_new_tokens = kMaxNewTokens;
   options.eos_token_id = 0;
   InstantExecutor executor(tok->vocab_size());
+  tandem::metrics::Registry registry;
+  coord::CoordinatorMetrics observer(&registry, {.access_log = false});
+  if (mode == Mode::kTextMetrics) options.observer = &observer;
   std::atomic<int64_t> tokens{0}, text_bytes{0}, started{0}, finals{0};
   std::vector<char> got_first(static_cast<size_t>(n), 0);  // touched by the engine thread only
   auto engine = std::make_unique<coord::Engine>(options, tok, &executor);
+  if (mode == Mode::kTextMetrics) observer.AttachEngine(engine.get());
   for (int64_t i = 0; i < n; ++i) {
     coord::Submission sub;
     for (int32_t k = 0; k < kPromptLen; ++k) {
@@ -220,10 +229,13 @@ void BM_EngineDecode(benchmark::State& state, Mode mode) {
   const int64_t cpu0 = executor.engine_cpu_ns(), exec0 = executor.executor_ns();
   const int64_t bytes0 = text_bytes.load();
   int64_t target = steps0;
+  size_t scraped_bytes = 0;
   for (auto _ : state) {
     target += kStepsPerIteration;
+    if (mode == Mode::kTextMetrics) scraped_bytes += registry.Render().size();
     if (!executor.WaitForSteps(target)) return stalled();
   }
+  benchmark::DoNotOptimize(scraped_bytes);
   const int64_t steps = executor.steps() - steps0;
   const int64_t cpu = executor.engine_cpu_ns() - cpu0;
   const int64_t exec = executor.executor_ns() - exec0;
@@ -287,6 +299,11 @@ void BM_SchedulerStep(benchmark::State& state) {
 }
 
 BENCHMARK_CAPTURE(BM_EngineDecode, text, Mode::kText)
+    ->Arg(32)
+    ->Arg(256)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_EngineDecode, metrics, Mode::kTextMetrics)
     ->Arg(32)
     ->Arg(256)
     ->UseRealTime()

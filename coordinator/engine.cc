@@ -26,6 +26,8 @@ struct Engine::Live {
   absl::Time deadline;
   std::optional<absl::Time> first_scheduled;
   std::optional<absl::Time> first_token;
+  absl::Time last_token;
+  std::string trace_id;
   std::function<bool()> is_cancelled;
   std::function<void(RequestOutput)> on_output;
   std::unique_ptr<tokenizer::StreamingDetokenizer> detok;
@@ -111,6 +113,7 @@ absl::StatusOr<std::string> Engine::Submit(Submission submission) {
     live->deadline =
         std::min(live->deadline, live->accepted + absl::Milliseconds(req.time_limit_ms()));
   }
+  live->trace_id = std::move(submission.trace_id);
   live->is_cancelled = std::move(submission.is_cancelled);
   live->on_output = std::move(submission.on_output);
   if (!req.skip_text()) {
@@ -188,6 +191,10 @@ void Engine::Terminate(Live& live, absl::Status status, v1::FinishReason reason)
   }
   u.set_total_time_us(absl::ToInt64Microseconds(now - live.accepted));
   u.set_preemptions(scheduler_.Preemptions(live.id));
+  if (options_.observer) {
+    options_.observer->OnFinished(
+        {live.request_id, live.trace_id, live.request, status, reason, u});
+  }
   scheduler_.Finish(live.id);
   ++ledger_.terminated;
   ++ledger_.by_code[status.code()];
@@ -199,7 +206,11 @@ void Engine::Terminate(Live& live, absl::Status status, v1::FinishReason reason)
 
 void Engine::OnToken(Live& live, int32_t token, const wv1::SequenceResult& result) {
   const absl::Time now = absl::Now();
+  if (options_.observer) {
+    options_.observer->OnToken(live.first_token ? now - live.last_token : absl::InfiniteDuration());
+  }
   if (!live.first_token) live.first_token = now;
+  live.last_token = now;
   ++live.generated;
   RequestOutput out;
   out.request_id = live.request_id;
@@ -284,6 +295,7 @@ void Engine::Loop() {
       absl::Status sent = executor_->Submit(std::move(request));
       lock.lock();
       in_flight_.push_back(std::move(plan));
+      in_flight_sent_.push_back(absl::Now());
       if (!sent.ok()) {
         Break(sent.message());
         break;
@@ -299,6 +311,12 @@ void Engine::Loop() {
     lock.lock();
     StepPlan plan = std::move(in_flight_.front());
     in_flight_.pop_front();
+    const absl::Time sent = in_flight_sent_.front();
+    in_flight_sent_.pop_front();
+    if (options_.observer && response.ok()) {
+      options_.observer->OnStep(absl::Now() - sent, plan.num_tokens,
+                                static_cast<int64_t>(plan.sequences.size()));
+    }
     if (!response.ok()) {
       Break(response.status().ToString());
       continue;
@@ -345,6 +363,7 @@ void Engine::Break(absl::string_view reason) {
   TANDEM_LOG(ERROR) << "a step failed, the replica is broken: " << reason;
   // Plans still in flight will never be answered.
   in_flight_.clear();
+  in_flight_sent_.clear();
   if (on_broken_) on_broken_();
 }
 

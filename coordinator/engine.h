@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "coordinator/engine_observer.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/validation.h"
 #include "tandem/v1/tandem.pb.h"
@@ -51,6 +52,7 @@ struct EngineOptions {
   SchedulerConfig scheduler;
   ValidationLimits limits;
   int32_t eos_token_id = -1;
+  EngineObserver* observer = nullptr;  // metrics and access logs (may be null; not owned)
 };
 
 // One output of a request, delivered on the engine thread in order. The last one has final set.
@@ -74,6 +76,7 @@ struct Submission {
   // Who submitted it (coordinator/api_keys.h Caller::owner; "" without API keys). Request ids
   // are unique per owner, and only the owner can Cancel its requests.
   std::string owner;
+  std::string trace_id;  // W3C trace id, for logs (may be empty)
 };
 
 struct LedgerStats {
@@ -126,7 +129,8 @@ class Engine {
   uint64_t next_id_ = 1;
   uint64_t next_step_id_ = 1;
   int max_in_flight_ = 1;
-  std::deque<StepPlan> in_flight_;  // submitted, not yet answered; oldest first
+  std::deque<StepPlan> in_flight_;         // submitted, not yet answered; oldest first
+  std::deque<absl::Time> in_flight_sent_;  // when each of in_flight_ was submitted
   LedgerStats ledger_;
   std::atomic<bool> broken_{false};
   std::string broken_reason_;

@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/auth_interceptor.h"
+#include "coordinator/rpc_metrics_interceptor.h"
+#include "coordinator/trace_context.h"
 #include "coordinator/wire_request.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -51,6 +53,7 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
     sub.owner = owner_;
     sub.request = request;
     sub.deadline = DeadlineOf(context);
+    sub.trace_id = AcceptTraceContext(context);
     // The engine polls this until its final output; it must not touch `context` once gRPC is
     // done with the call.
     sub.is_cancelled = [this, context] {
@@ -244,6 +247,7 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   sub.owner = caller->owner;
   sub.request = *request;
   sub.deadline = DeadlineOf(context);
+  sub.trace_id = AcceptTraceContext(context);
   sub.is_cancelled = [context] { return context->IsCancelled(); };
   const bool want_ids = request->return_token_ids();
   sub.on_output = [reactor, response, want_ids](RequestOutput out) {
@@ -397,7 +401,8 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
 absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelDescription& model,
                                                     const std::string& address,
                                                     int64_t max_receive_message_bytes,
-                                                    const ServerSecurity& security) {
+                                                    const ServerSecurity& security,
+                                                    metrics::Registry* metrics) {
   auto out = std::make_unique<Server>();
   out->service =
       std::make_unique<TandemService>(engine, model, max_receive_message_bytes, security.api_keys);
@@ -411,11 +416,14 @@ absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelD
   ::grpc::EnableDefaultHealthCheckService(true);
   ::grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   ::grpc::ServerBuilder builder;
+  // One list (a second SetInterceptorCreators would replace the first). The key gate comes first,
+  // so the metrics interceptor counts the status it settles on (UNAUTHENTICATED for reflection).
+  std::vector<std::unique_ptr<::grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
   if (security.api_keys != nullptr && security.api_keys->enabled()) {
-    std::vector<std::unique_ptr<::grpc::experimental::ServerInterceptorFactoryInterface>> gates;
-    gates.push_back(MakeApiKeyInterceptorFactory(security.api_keys));
-    builder.experimental().SetInterceptorCreators(std::move(gates));
+    icpt.push_back(MakeApiKeyInterceptorFactory(security.api_keys));
   }
+  if (metrics != nullptr) icpt.push_back(MakeRpcMetricsInterceptorFactory(metrics));
+  if (!icpt.empty()) builder.experimental().SetInterceptorCreators(std::move(icpt));
   builder.AddListeningPort(address, credentials, &out->port);
   // A port in use is an error, not a second server sharing it (gRPC sets SO_REUSEPORT).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -19,6 +19,10 @@
 #include "grpcpp/grpcpp.h"
 #include "tandem/v1/tandem.grpc.pb.h"
 
+namespace tandem::metrics {
+class Registry;
+}
+
 namespace tandem::coordinator {
 
 struct ModelDescription {
@@ -82,9 +86,10 @@ struct ServerSecurity {
 };
 
 // Listens on `address` ("host:port"; port 0 picks one). Health turns NOT_SERVING when the
-// engine breaks.
+// engine breaks. With `metrics`, every RPC is counted there by method and final status code.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Server>> StartServer(
     Engine* engine, const ModelDescription& model, const std::string& address,
-    int64_t max_receive_message_bytes, const ServerSecurity& security = {});
+    int64_t max_receive_message_bytes, const ServerSecurity& security = {},
+    metrics::Registry* metrics = nullptr);
 
 }  // namespace tandem::coordinator

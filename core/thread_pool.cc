@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "core/cpu_quota.h"
+
 namespace tandem::core {
 
 ThreadPool::ThreadPool(int num_threads) {
-  if (num_threads <= 0) num_threads = std::max(1u, std::thread::hardware_concurrency());
+  if (num_threads <= 0) num_threads = AvailableCpus();
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { Loop(); });
 }
 

@@ -17,7 +17,7 @@ namespace tandem::core {
 
 class ThreadPool {
  public:
-  // num_threads <= 0 means std::thread::hardware_concurrency().
+  // num_threads <= 0 means AvailableCpus() (core/cpu_quota.h: affinity and cgroup CPU quota).
   explicit ThreadPool(int num_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -27,7 +27,8 @@ class ThreadPool {
   void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
                    int64_t min_grain = 1);
 
-  // A process-wide pool sized by TANDEM_NUM_THREADS or the hardware.
+  // A process-wide pool sized by TANDEM_NUM_THREADS (`tandem worker --threads`) or
+  // AvailableCpus().
   static ThreadPool& Default();
 
  private:

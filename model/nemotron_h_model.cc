@@ -11,6 +11,7 @@
 #include "model/attention_mixer.h"
 #include "model/batch_metadata.h"
 #include "model/linear_op.h"
+#include "model/load_progress.h"
 #include "model/mamba2_mixer.h"
 #include "model/mlp_mixer.h"
 #include "model/plan_validation.h"
@@ -64,6 +65,7 @@ absl::StatusOr<std::unique_ptr<NemotronHModel>> NemotronHModel::Load(
   m->vocab_begin_ = tp.rank * m->vocab_local_;
 
   WeightLoader loader(&checkpoint);
+  LoadProgress progress(o.layer_end - o.layer_begin, std::chrono::seconds(5));
   const auto load = [&](absl::string_view name) {
     return loader.Load(config, name, tp.size, tp.rank);
   };
@@ -93,12 +95,14 @@ absl::StatusOr<std::unique_ptr<NemotronHModel>> NemotronHModel::Load(
         break;
       }
     }
+    progress.Update(i + 1 - o.layer_begin, loader.bytes_read(), loader.tensors_loaded());
   }
   if (m->is_last_stage()) {
     ASSIGN_OR_RETURN(m->norm_f_, load("backbone.norm_f.weight"));
     ASSIGN_OR_RETURN(m->lm_head_, load("lm_head.weight"));
   }
   m->checkpoint_bytes_read_ = loader.bytes_read();
+  progress.Finish(loader.bytes_read(), loader.tensors_loaded());
   return m;
 }
 

@@ -24,6 +24,7 @@ absl::Status WeightLoader::CheckShape(absl::string_view name, const core::Shape&
 
 absl::StatusOr<core::Tensor> WeightLoader::Load(const sharding::TensorSlice& slice) {
   RETURN_IF_ERROR(CheckShape(slice.name, slice.full_shape));
+  ++tensors_loaded_;
   if (slice.split == sharding::SplitKind::kReplicated) {
     ASSIGN_OR_RETURN(core::Tensor t, checkpoint_->Get(slice.name));
     bytes_read_ += t.nbytes();

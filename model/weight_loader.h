@@ -7,7 +7,8 @@
 // every result is converted to an owning f32 tensor (the CPU backend computes in f32). The
 // checkpoint's shape must equal the slice's full shape, so a wrong checkpoint is an error naming
 // the tensor.
-// bytes_read() reports how many checkpoint bytes this loader read (per-rank memory accounting).
+// bytes_read() reports how many checkpoint bytes this loader read (per-rank memory accounting),
+// tensors_loaded() how many tensors (load progress).
 // Not thread-safe.
 #pragma once
 
@@ -32,11 +33,13 @@ class WeightLoader {
   [[nodiscard]] absl::StatusOr<core::Tensor> Load(const core::ModelConfig& config,
                                                   absl::string_view name, int tp, int tp_rank);
   uint64_t bytes_read() const { return bytes_read_; }
+  int64_t tensors_loaded() const { return tensors_loaded_; }
 
  private:
   absl::Status CheckShape(absl::string_view name, const core::Shape& shape) const;
   const core::Checkpoint* checkpoint_;
   uint64_t bytes_read_ = 0;
+  int64_t tensors_loaded_ = 0;
 };
 
 }  // namespace tandem::model

@@ -9,7 +9,7 @@ packages=(
   libabsl-dev libucx-dev ucx-utils libgloo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libpcre2-dev libopenblas-dev
-  libicu-dev
+  libicu-dev libcpp-httplib-dev
   clang libclang-rt-14-dev
 )
 

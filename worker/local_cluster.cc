@@ -163,6 +163,11 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     std::vector<std::string> args = {binary,           "worker",    "--listen",     "127.0.0.1:0",
                                      "--port-file",    port_file,   "--parent-pid", parent,
                                      "--lease-ttl-ms", lease_ttl_ms};
+    if (options.worker_metrics_port_base >= 0) {
+      args.push_back("--metrics-port");
+      args.push_back(std::to_string(
+          options.worker_metrics_port_base == 0 ? 0 : options.worker_metrics_port_base + r));
+    }
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

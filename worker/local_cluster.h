@@ -65,6 +65,9 @@ struct LocalClusterOptions {
   // mTLS to remote workers (CA that signed the workers' certificates, this coordinator's
   // certificate and key); empty = plaintext.
   auth::TlsFiles worker_tls;
+  // Local workers serve Prometheus /metrics on 127.0.0.1:<base + rank> (0: each a free port,
+  // written in its log); -1: off.
+  int worker_metrics_port_base = -1;
 };
 
 class LocalCluster {

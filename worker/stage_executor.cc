@@ -12,6 +12,7 @@
 #include "model/batch_metadata.h"
 #include "sharding/layer_partition.h"
 #include "worker/sequence_sampling.h"
+#include "worker/worker_metrics.h"
 
 #ifdef TANDEM_WORKER_HAVE_GLOO
 #include "comm/gloo_communicator.h"
@@ -26,7 +27,15 @@ namespace tandem::worker {
 class StageExecutor::Reducer : public model::AllReducer {
  public:
   explicit Reducer(comm::Communicator* comm) : comm_(comm) {}
-  absl::Status AllReduceSum(float* data, size_t n) override { return comm_->AllReduceSum(data, n); }
+  absl::Status AllReduceSum(float* data, size_t n) override {
+    const auto start = std::chrono::steady_clock::now();
+    absl::Status s = comm_->AllReduceSum(data, n);
+    WorkerMetrics& m = WorkerMetrics::Get();
+    m.allreduce_seconds->Increment(SecondsSince(start));
+    m.allreduce_bytes->Increment(static_cast<double>(n * sizeof(float)));
+    m.allreduce_calls->Increment();
+    return s;
+  }
 
  private:
   comm::Communicator* comm_;
@@ -53,6 +62,7 @@ StageExecutor::~StageExecutor() {
 }
 
 absl::StatusOr<std::unique_ptr<StageExecutor>> StageExecutor::Create(const pb::LoadRequest& req) {
+  const auto load_start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(core::ModelConfig config,
                    core::ModelConfig::FromFile(
                        (std::filesystem::path(req.model_dir()) / "config.json").string()));
@@ -151,6 +161,12 @@ absl::StatusOr<std::unique_ptr<StageExecutor>> StageExecutor::Create(const pb::L
   cap.num_blocks = ex->model_->has_attention() ? ex->capacity_.num_blocks() : 0;
   cap.block_size = ex->capacity_.block_size();
   ex->model_->AllocateState(cap);
+  WorkerMetrics& m = WorkerMetrics::Get();
+  m.weight_bytes->Set(static_cast<double>(ex->model_->weight_bytes()));
+  m.state_bytes->Set(static_cast<double>(ex->model_->state_bytes()));
+  m.checkpoint_bytes_read->Set(static_cast<double>(ex->model_->checkpoint_bytes_read()));
+  m.load_seconds->Set(SecondsSince(load_start));
+  m.loaded->Set(1);
   return ex;
 }
 
@@ -222,10 +238,21 @@ absl::StatusOr<pb::StepResponse> StageExecutor::Execute(const pb::StepRequest& r
   std::vector<float> hidden(meta.num_tokens * h);
   const uint64_t tag = req.step_id() & kTagMask;
   absl::Status st;
+  WorkerMetrics& wm = WorkerMetrics::Get();
+  auto phase = [&wm](StepPhase p, std::chrono::steady_clock::time_point& t) {
+    const auto now = std::chrono::steady_clock::now();
+    wm.phase_seconds[static_cast<int>(p)]->Observe(std::chrono::duration<double>(now - t).count());
+    t = now;
+  };
+  auto t = std::chrono::steady_clock::now();
   if (s.first_stage) {
     st = model_->Embed(meta, hidden.data());
+    phase(StepPhase::kEmbed, t);
   } else {
     auto got = pipeline_->Recv(rank_ - tp, tag, hidden.data(), bytes, timeout_);
+    wm.transfer_seconds_recv->Increment(SecondsSince(t));
+    wm.transfer_bytes_recv->Increment(got.ok() ? static_cast<double>(*got) : 0.0);
+    phase(StepPhase::kRecv, t);
     if (got.ok() && *got != bytes) {
       st = absl::InternalError(absl::StrCat("received ", *got, " bytes of hidden states from rank ",
                                             rank_ - tp, ", expected ", bytes));
@@ -234,18 +261,30 @@ absl::StatusOr<pb::StepResponse> StageExecutor::Execute(const pb::StepRequest& r
     }
   }
   if (st.ok()) st = model_->RunLayers(meta, hidden.data());
-  if (st.ok() && !s.last_stage) st = pipeline_->Send(rank_ + tp, tag, hidden.data(), bytes);
+  phase(StepPhase::kLayers, t);
+  if (st.ok() && !s.last_stage) {
+    st = pipeline_->Send(rank_ + tp, tag, hidden.data(), bytes);
+    wm.transfer_seconds_send->Increment(SecondsSince(t));
+    wm.transfer_bytes_send->Increment(static_cast<double>(bytes));
+    phase(StepPhase::kSend, t);
+  }
   pb::StepResponse response;
   response.set_step_id(req.step_id());
   if (st.ok() && s.last_stage) {
     auto local = model_->Head(plan, hidden.data());
+    phase(StepPhase::kHead, t);
     st = local.status();
     if (st.ok()) st = Sample(req, *local, &response);
+    phase(StepPhase::kSample, t);
   }
   if (!st.ok()) {
+    wm.step_errors->Increment();
     broken_ = Broken(rank_, st);
     return broken_;
   }
+  wm.steps->Increment();
+  wm.step_tokens->Increment(static_cast<double>(meta.num_tokens));
+  wm.step_seconds->Observe(SecondsSince(start));
   response.set_compute_us(std::chrono::duration_cast<std::chrono::microseconds>(
                               std::chrono::steady_clock::now() - start)
                               .count());

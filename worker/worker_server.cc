@@ -20,6 +20,7 @@
 #include "tandem/worker/v1/worker.grpc.pb.h"
 #include "worker/lease.h"
 #include "worker/stage_executor.h"
+#include "worker/worker_metrics.h"
 
 namespace tandem::worker {
 namespace {
@@ -78,6 +79,7 @@ class WorkerService final : public pb::Worker::Service {
       executor_.reset();
     }
     state_ = pb::WORKER_STATE_LOADING;
+    core::SetLogRank(req->rank());
     auto ex = StageExecutor::Create(*req);
     if (!ex.ok()) {
       state_ = pb::WORKER_STATE_FAILED;
@@ -297,6 +299,11 @@ absl::Status RunWorkerServer(const WorkerServerOptions& options) {
   if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
                                                " (in use, or not an address of this host)"));
+  }
+  std::unique_ptr<metrics::MetricsHttpServer> metrics_server;
+  if (options.metrics_port >= 0) {
+    ASSIGN_OR_RETURN(metrics_server,
+                     StartWorkerMetricsServer(options.listen, options.metrics_port));
   }
   if (!options.port_file.empty()) RETURN_IF_ERROR(WritePortFile(options.port_file, port));
   TANDEM_LOG(INFO) << "worker " << getpid() << " serving tandem.worker.v1 on port " << port;

@@ -28,7 +28,8 @@ struct WorkerServerOptions {
   int parent_pid = 0;
   std::string group_secret;  // required (auth/group_identity.h)
   absl::Duration lease_ttl = absl::Seconds(5);
-  auth::TlsFiles tls;  // empty: plaintext
+  auth::TlsFiles tls;     // empty: plaintext
+  int metrics_port = -1;  // Prometheus /metrics on the host of `listen`; -1: off, 0: any port
 };
 
 [[nodiscard]] absl::Status RunWorkerServer(const WorkerServerOptions& options);

@@ -81,13 +81,39 @@ absl::Status Run(const Args& args) {
 }
 
 TANDEM_COMMAND(kName, "generate token ids from a prompt with a local model (CPU)",
-               "--model DIR --tokens 1,2,3 [--max-new-tokens N] [--temperature T] [--top-k K] "
-               "[--top-p P] [--min-p P] [--seed S] [--ignore-eos] [--reference-kernels] [--tp N] "
-               "[--pp M] [--stage-layers 4,4,3] [--collective gloo|ucx] [--backend cpu|cuda]\n"
-               "   or: \"text\" [--stream] [--server ADDR] [--tokens 1,2] [--max-new-tokens N] "
-               "[--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop STR] [--ids] "
-               "[--api-key KEY (or TANDEM_API_KEY)] [--tls | --tls-ca PEM] "
-               "[--tls-cert PEM --tls-key PEM] (client of `tandem serve`)",
+               "--model DIR --tokens 1,2,3 [options]      (local model)\n"
+               "   or: \"text\" [--server ADDR] [options]   (client of `tandem serve`)\n\n"
+               "  --model DIR           model directory (local: required, no default)\n"
+               "  --tokens IDS          prompt token ids (local: required; client: instead of "
+               "text; default none)\n"
+               "  --max-new-tokens N    tokens to generate (default 16)\n"
+               "  --temperature T       0 is greedy (default 0)\n"
+               "  --top-k K             keep the K likeliest tokens, 0 off (default 0)\n"
+               "  --top-p P             nucleus mass (default 1)\n"
+               "  --min-p P             drop tokens below P x the top probability (default 0)\n"
+               "  --seed S              sampling seed (default 0; client: server-chosen)\n"
+               "  --ignore-eos          keep going past EOS (default off)\n"
+               "  --reference-kernels   local: plain reference kernels (default off)\n"
+               "  --tp N, --pp M        local: worker processes per stage, stages (default 1, 1)\n"
+               "  --stage-layers A,B    local: layers per stage (default: balanced by cost)\n"
+               "  --collective C        local: gloo or ucx (default gloo)\n"
+               "  --backend B           local: cpu or cuda (default cpu)\n"
+               "  --server ADDR         client: the server (default 127.0.0.1:50051)\n"
+               "  --stream              client: print text as it arrives (default off)\n"
+               "  --min-new-tokens N    client: tokens before stops apply (default 0)\n"
+               "  --stop STR            client: a stop string (default none)\n"
+               "  --repetition-penalty R, --presence-penalty P, --frequency-penalty F\n"
+               "                        client: penalties (default 1, 0, 0)\n"
+               "  --logprobs K          client: top-K logprobs per token (default 0)\n"
+               "  --priority N          client: higher is scheduled first (default 0)\n"
+               "  --request-id ID       client: the request id (default: server-made)\n"
+               "  --timeout-ms MS       client: deadline (default 60000)\n"
+               "  --ids                 client: print token ids too (default off)\n"
+               "  --api-key KEY         client: API key (default $TANDEM_API_KEY, else none)\n"
+               "  --tls                 client: TLS with the system's roots (default off)\n"
+               "  --tls-ca PEM          client: TLS trusting this CA (default off)\n"
+               "  --tls-cert PEM, --tls-key PEM\n"
+               "                        client: certificate for mTLS (default none)",
                {"ignore-eos", "reference-kernels", "stream", "ids", "tls"}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);

@@ -219,7 +219,11 @@ TANDEM_COMMAND(kName, "show a model's configuration, parameter count and state s
                "validated against the config. With --tp/--pp the numbers are per rank: the "
                "top-level JSON fields give the most loaded rank and \"stages\" each stage's "
                "layer range and per-rank numbers; \"model\" is always the whole model. Stages "
-               "are balanced by cost unless --partition gives the layer count of each.",
+               "are balanced by cost unless --partition gives the layer count of each.\n\n"
+               "  --json                JSON instead of text (default off)\n"
+               "  --tp N                tensor-parallel ranks per stage (default 1)\n"
+               "  --pp N                pipeline stages (default 1, or the --partition length)\n"
+               "  --partition A,B,...   layers per stage (default: balanced by cost)",
                {"json"}, Run);
 
 }  // namespace

@@ -65,13 +65,22 @@ absl::Status Run(const Args& args) {
   return absl::OkStatus();
 }
 
-TANDEM_COMMAND(kName, "all-position logits of a prompt as a float32 .npy [T, V]",
-               "--model DIR --tokens 1,2,3 --out FILE.npy [--reference-kernels] [--tp N] [--pp M] "
-               "[--stage-layers 4,4,3] [--collective gloo|ucx] [--backend cpu|cuda]",
-               {"reference-kernels"}, [](const Args& args) {
-                 absl::Status s = Run(args);
-                 return s.ok() ? 0 : Fail(kName, s);
-               });
+TANDEM_COMMAND(
+    kName, "all-position logits of a prompt as a float32 .npy [T, V]",
+    "--model DIR --tokens 1,2,3 --out FILE.npy [options]\n\n"
+    "  --model DIR           model directory (required, no default)\n"
+    "  --tokens IDS          comma-separated prompt token ids (required, no default)\n"
+    "  --out FILE.npy        where the logits go (required; default: none)\n"
+    "  --reference-kernels   plain reference kernels instead of fast paths (default off)\n"
+    "  --tp N                tensor-parallel worker processes (default 1)\n"
+    "  --pp M                pipeline stages (default 1)\n"
+    "  --stage-layers A,B    layers per stage (default: balanced by cost)\n"
+    "  --collective C        gloo or ucx between TP ranks (default gloo)\n"
+    "  --backend B           cpu or cuda (default cpu)",
+    {"reference-kernels"}, [](const Args& args) {
+      absl::Status s = Run(args);
+      return s.ok() ? 0 : Fail(kName, s);
+    });
 
 }  // namespace
 }  // namespace tandem::cli

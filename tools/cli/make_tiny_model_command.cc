@@ -55,12 +55,17 @@ int Run(const Args& args) {
 }
 
 TANDEM_COMMAND(kName, "write a small deterministic Nemotron-H checkpoint (HF layout)",
-               "DIR [--seed N] [--dtype bf16|f32] [--shards K] [--preset NAME] "
-               "[--vocab-size N] [--tokenizer tokenizer.json]\n\n"
-               "presets: " +
+               "DIR [options]\n\n"
+               "  --seed N              weight seed (default 0)\n"
+               "  --dtype D             bf16 or f32 weights (default bf16)\n"
+               "  --shards K            safetensors files to split the weights into (default 1)\n"
+               "  --preset NAME         " +
                    absl::StrJoin(core::TinyPresetNames(), ", ") +
-                   " (default tiny). Without --tokenizer, the source tree's "
-                   "tests/testdata/tokenizer/tokenizer.json is copied when it exists.",
+                   " (default tiny)\n"
+                   "  --vocab-size N        vocabulary size (default: the preset's, or the "
+                   "tokenizer's)\n"
+                   "  --tokenizer FILE      tokenizer.json to copy (default: the source tree's "
+                   "tests/testdata/tokenizer/tokenizer.json when it exists)",
                {}, Run);
 
 }  // namespace

@@ -14,13 +14,16 @@
 #include "absl/strings/str_split.h"
 #include "auth/group_identity.h"
 #include "coordinator/api_keys.h"
+#include "coordinator/coordinator_metrics.h"
 #include "coordinator/engine.h"
 #include "coordinator/service.h"
 #include "core/status.h"
 #include "core/tiny_model.h"
+#include "metrics/http_exporter.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/cli/command.h"
 #include "tools/cli/flag_checks.h"
+#include "tools/cli/observability_flags.h"
 #include "worker/local_cluster.h"
 
 namespace tandem::cli {
@@ -71,14 +74,19 @@ class ClusterExecutor : public coordinator::StepExecutor {
 };
 
 absl::Status Run(const Args& args) {
+  // clang-format off
   RETURN_IF_ERROR(args.CheckKnown(
       {"model", "tp", "pp", "port", "host", "slots", "blocks", "block-size", "max-tokens-per-step",
        "max-queued-requests", "max-queued-prompt-tokens", "max-new-tokens", "max-receive-bytes",
        "collective", "micro-batches", "workers", "rendezvous-host", "start-timeout",
        // Security (docs/serving.md, "Security").
        "tls-cert", "tls-key", "tls-client-ca", "api-keys-file", "group-secret-file",
-       "worker-tls-cert", "worker-tls-key", "worker-tls-ca", "lease-ttl-ms"}));
+       "worker-tls-cert", "worker-tls-key", "worker-tls-ca", "lease-ttl-ms",
+       // Observability (docs/observability.md).
+       "metrics-port", "worker-metrics-port-base", "log-format", "log-prompts"}));
+  // clang-format on
   RETURN_IF_ERROR(CheckServeFlags(args));
+  ASSIGN_OR_RETURN(ObservabilityFlags obs, ApplyObservabilityFlags(args, "coordinator"));
   // Block the shutdown signals before any thread starts; sigwait below takes them.
   sigset_t signals;
   sigemptyset(&signals);
@@ -171,6 +179,19 @@ absl::Status Run(const Args& args) {
                    coordinator::ApiKeys::FromFile(args.GetOr("api-keys-file", "")));
   security.api_keys = api_keys.get();
 
+  // Metrics serve from here on, so the loading state shows while the workers load.
+  metrics::Registry registry;
+  coordinator::CoordinatorMetrics cmetrics(&registry, {.log_prompts = obs.log_prompts});
+  std::unique_ptr<metrics::MetricsHttpServer> metrics_server;
+  if (obs.metrics_port >= 0) {
+    ASSIGN_OR_RETURN(metrics_server,
+                     metrics::MetricsHttpServer::Start(args.GetOr("host", "127.0.0.1"),
+                                                       obs.metrics_port, &registry));
+    std::printf("tandem serve: metrics on http://%s:%d/metrics\n",
+                args.GetOr("host", "127.0.0.1").c_str(), metrics_server->port());
+    std::fflush(stdout);
+  }
+  copts.worker_metrics_port_base = obs.worker_metrics_port_base;
   ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,
                    tokenizer::Tokenizer::FromFile(copts.model_dir + "/tokenizer.json"));
   ASSIGN_OR_RETURN(std::unique_ptr<worker::LocalCluster> cluster,
@@ -205,6 +226,7 @@ absl::Status Run(const Args& args) {
   eopts.limits.max_prompt_text_bytes = max_receive;
   eopts.eos_token_id = caps.eos_token_id();
   RETURN_IF_ERROR(CheckServeCapacity(eopts));
+  eopts.observer = &cmetrics;
 
   ClusterExecutor executor(cluster.get(), static_cast<int>(micro_batches));
   std::shared_ptr<const tokenizer::Tokenizer> shared_tok(std::move(tok));
@@ -217,8 +239,10 @@ absl::Status Run(const Args& args) {
   desc.vocab_size = caps.vocab_size();
   desc.num_hidden_layers = caps.num_hidden_layers();
   const std::string address = absl::StrCat(args.GetOr("host", "127.0.0.1"), ":", port);
-  ASSIGN_OR_RETURN(auto server,
-                   coordinator::StartServer(engine.get(), desc, address, max_receive, security));
+  ASSIGN_OR_RETURN(auto server, coordinator::StartServer(engine.get(), desc, address, max_receive,
+                                                         security, &registry));
+  cmetrics.AttachEngine(engine.get());
+  cmetrics.SetReplicaState(coordinator::ReplicaState::kReady);
   std::printf(
       "tandem serve: listening on %s:%d (model %s, tp=%d pp=%d, %lld slots, %lld blocks "
       "of %lld)\n",
@@ -246,28 +270,51 @@ absl::Status Run(const Args& args) {
   }
   std::fprintf(stderr, "tandem serve: signal %d, shutting down\n", sig);
   server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  metrics_server.reset();  // its collectors read the engine
   engine.reset();
   server.reset();
   cluster.reset();
   return absl::OkStatus();
 }
 
+// clang-format off
+const char kUsage[] =
+    "[options]\n\n"
+    "Without --model: the built-in tiny model (tp=2, pp=2 by default). Without --workers, tp * pp\n"
+    "worker processes start on this machine; with it, the coordinator joins `tandem worker --listen`\n"
+    "processes already running elsewhere (rank order; they must see the same --model path).\n\n"
+    "  --model DIR           model directory: config.json, tokenizer.json, *.safetensors (default: the tiny model)\n"
+    "  --tp N                tensor-parallel ranks per stage (default 2)\n"
+    "  --pp M                pipeline stages (default 2)\n"
+    "  --host H              address the gRPC server (and /metrics) binds (default 127.0.0.1)\n"
+    "  --port P              gRPC port; 0 picks a free one, printed (default 50051)\n"
+    "  --slots N             SSM state slots per worker: concurrent sequences (default 64)\n"
+    "  --blocks N            KV cache blocks per attention worker (default 1024)\n"
+    "  --block-size N        tokens per KV block (default 16)\n"
+    "  --max-tokens-per-step N  token budget of one step (default 256)\n"
+    "  --max-queued-requests N  requests waiting before RESOURCE_EXHAUSTED (default 1024)\n"
+    "  --max-queued-prompt-tokens N  prompt tokens waiting before RESOURCE_EXHAUSTED (default 1048576)\n"
+    "  --max-new-tokens N    largest max_new_tokens a request may ask for (default 4096)\n"
+    "  --max-receive-bytes N largest request message in bytes (default 4194304)\n"
+    "  --micro-batches N     step plans in flight at once (default pp)\n"
+    "  --collective C        TP collective: gloo or ucx (default gloo)\n"
+    "  --workers A,B,...     host:port of running `tandem worker`s in rank order (default: start local ones)\n"
+    "  --rendezvous-host H   address of this machine the --workers reach (default --host)\n"
+    "  --start-timeout S     seconds for the workers to start and load, and to wait for a previous\n"
+    "                        coordinator's lease on them to lapse (default 60)\n"
+    "\nSecurity (docs/serving.md, \"Security\"):\n"
+    "  --tls-cert PEM, --tls-key PEM  serve the API over TLS (default: plaintext)\n"
+    "  --tls-client-ca PEM   with TLS: require client certificates signed by this CA (default off)\n"
+    "  --api-keys-file F     require an API key on every call but health; reloaded on SIGHUP (default: no keys)\n"
+    "  --group-secret-file F the secret shared with the workers (default $TANDEM_GROUP_SECRET; generated\n"
+    "                        for local workers; required with --workers)\n"
+    "  --lease-ttl-ms N      lease TTL of the local workers (default 5000)\n"
+    "  --worker-tls-cert PEM, --worker-tls-key PEM, --worker-tls-ca PEM\n"
+    "                        with --workers: mTLS to the workers (default: plaintext)\n";
+// clang-format on
+
 TANDEM_COMMAND(kName, "serve the tandem.v1 gRPC API (coordinator + local worker processes)",
-               "[--model DIR] [--tp N] [--pp M] [--port P] [--host H] [--slots N] [--blocks N] "
-               "[--block-size N] [--max-tokens-per-step N] [--max-queued-requests N] "
-               "[--max-queued-prompt-tokens N] [--max-new-tokens N] [--max-receive-bytes N] "
-               "[--micro-batches N (default pp)] [--collective gloo|ucx] "
-               "[--workers HOST:PORT,... [--rendezvous-host H]] [--start-timeout SECONDS] "
-               "[--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--api-keys-file FILE] "
-               "[--group-secret-file FILE] [--lease-ttl-ms 5000] "
-               "[--worker-tls-cert PEM --worker-tls-key PEM --worker-tls-ca PEM]\n\n"
-               "Without --model: the built-in tiny model (tp=2, pp=2 by default). Without "
-               "--workers, tp * pp worker processes start on this machine; with it, the "
-               "coordinator joins `tandem worker --listen` processes already running elsewhere "
-               "(rank order; they must see the same --model path) and needs their group secret "
-               "(--group-secret-file or TANDEM_GROUP_SECRET). Security (TLS, API keys reloaded on "
-               "SIGHUP, worker mTLS): docs/serving.md, \"Security\".",
-               {}, [](const Args& args) {
+               std::string(kUsage) + kObservabilityUsage, {kLogPromptsFlag}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);
                });

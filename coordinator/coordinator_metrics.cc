@@ -1,0 +1,172 @@
+#include "coordinator/coordinator_metrics.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/logging.h"
+
+namespace tandem::coordinator {
+namespace {
+
+namespace v1 = ::tandem::v1;
+
+std::string FinishReasonName(v1::FinishReason r) {
+  switch (r) {
+    case v1::FINISH_REASON_EOS:
+      return "eos";
+    case v1::FINISH_REASON_STOP_TOKEN:
+      return "stop_token";
+    case v1::FINISH_REASON_STOP_STRING:
+      return "stop_string";
+    case v1::FINISH_REASON_LENGTH:
+      return "length";
+    case v1::FINISH_REASON_CANCELLED:
+      return "cancelled";
+    case v1::FINISH_REASON_DEADLINE:
+      return "deadline";
+    default:
+      return "error";
+  }
+}
+
+std::string Seconds(int64_t us) { return absl::StrCat(static_cast<double>(us) / 1e6); }
+
+}  // namespace
+
+CoordinatorMetrics::CoordinatorMetrics(metrics::Registry* r, CoordinatorMetricsOptions options)
+    : registry_(r), options_(options) {
+  using metrics::ExponentialBuckets;
+  using metrics::LatencyBuckets;
+  prompt_tokens_ = r->Counter("tandem_prompt_tokens_total",
+                              "Prompt tokens of finished requests (counted when they finish).");
+  generation_tokens_ =
+      r->Counter("tandem_generation_tokens_total", "Tokens generated (counted as they are).");
+  recoveries_ = r->Counter("tandem_replica_recoveries_total",
+                           "Times the replica was rebuilt after a failure.");
+  steps_ = r->Counter("tandem_steps_total", "Step plans answered by the workers.");
+  step_seconds_ = r->Histogram("tandem_step_duration_seconds",
+                               "Time from sending a step plan to its answer (all stages).",
+                               ExponentialBuckets(0.0005, 2, 16));
+  step_tokens_ = r->Histogram("tandem_step_tokens", "Tokens (prefill + decode) per step.",
+                              ExponentialBuckets(1, 2, 14));
+  step_sequences_ =
+      r->Histogram("tandem_step_sequences", "Sequences per step.", ExponentialBuckets(1, 2, 10));
+  itl_seconds_ = r->Histogram("tandem_inter_token_latency_seconds",
+                              "Time between consecutive tokens of one request.", LatencyBuckets());
+  ttft_seconds_ = r->Histogram("tandem_time_to_first_token_seconds",
+                               "Time from admission to a request's first token (requests that "
+                               "produced one).",
+                               LatencyBuckets());
+  queue_seconds_ = r->Histogram("tandem_request_queue_time_seconds",
+                                "Time from admission to first being scheduled.", LatencyBuckets());
+  e2e_seconds_ =
+      r->Histogram("tandem_request_duration_seconds",
+                   "Time from admission to the final output (end-to-end).", LatencyBuckets());
+  request_prompt_tokens_ =
+      r->Histogram("tandem_request_prompt_tokens", "Prompt tokens per finished request.",
+                   ExponentialBuckets(1, 2, 20));
+  request_generation_tokens_ =
+      r->Histogram("tandem_request_generation_tokens", "Generated tokens per finished request.",
+                   ExponentialBuckets(1, 2, 20));
+  static const char* kStates[] = {"loading", "ready", "broken"};
+  for (int s = 0; s < 3; ++s) {
+    r->Callback("tandem_replica_state", "1 for the replica's current state, 0 for the others.",
+                metrics::MetricType::kGauge, {{"state", kStates[s]}}, [this, s] {
+                  const Engine* e = engine_.load();
+                  int now = state_.load();
+                  if (e != nullptr && !e->healthy()) now = static_cast<int>(ReplicaState::kBroken);
+                  return now == s ? 1.0 : 0.0;
+                });
+  }
+}
+
+void CoordinatorMetrics::AttachEngine(const Engine* engine) {
+  engine_.store(engine);
+  metrics::Registry* r = registry_;
+  auto* queue_requests = r->Gauge("tandem_queue_requests", "Requests waiting for admission.");
+  auto* queue_tokens =
+      r->Gauge("tandem_queue_prompt_tokens", "Prompt tokens of the requests waiting.");
+  auto* running = r->Gauge("tandem_running_sequences", "Sequences admitted (holding a slot).");
+  auto* slots_used = r->Gauge("tandem_ssm_slots_used", "SSM state slots in use.");
+  auto* slots_total = r->Gauge("tandem_ssm_slots_total", "SSM state slots of the replica.");
+  auto* blocks_used = r->Gauge("tandem_kv_blocks_used", "KV cache blocks in use.");
+  auto* blocks_total = r->Gauge("tandem_kv_blocks_total", "KV cache blocks of the replica.");
+  auto* live = r->Gauge("tandem_live_requests", "Requests accepted and not yet finished.");
+  slots_total->Set(engine->options().scheduler.num_slots);
+  blocks_total->Set(engine->options().scheduler.num_blocks);
+  // One engine snapshot per scrape; the counters below read from it.
+  auto ledger = std::make_shared<LedgerStats>();
+  r->AddCollector([=] {
+    const SchedulerStats s = engine->Stats();
+    *ledger = engine->Ledger();
+    queue_requests->Set(static_cast<double>(s.waiting));
+    queue_tokens->Set(static_cast<double>(s.queued_prompt_tokens));
+    running->Set(static_cast<double>(s.running));
+    slots_used->Set(engine->options().scheduler.num_slots - s.free_slots);
+    blocks_used->Set(engine->options().scheduler.num_blocks - s.free_blocks);
+    live->Set(static_cast<double>(ledger->live));
+  });
+  r->Callback("tandem_preemptions_total",
+              "Sequences preempted (state freed, recomputed later) for lack of KV blocks.",
+              metrics::MetricType::kCounter, {},
+              [ledger] { return static_cast<double>(ledger->preemptions); });
+  r->Callback("tandem_requests_accepted_total", "Requests admitted to the queue.",
+              metrics::MetricType::kCounter, {},
+              [ledger] { return static_cast<double>(ledger->accepted); });
+}
+
+void CoordinatorMetrics::OnStep(absl::Duration elapsed, int64_t tokens, int64_t sequences) {
+  steps_->Increment();
+  step_seconds_->Observe(absl::ToDoubleSeconds(elapsed));
+  step_tokens_->Observe(static_cast<double>(tokens));
+  step_sequences_->Observe(static_cast<double>(sequences));
+}
+
+void CoordinatorMetrics::OnToken(absl::Duration since_previous) {
+  generation_tokens_->Increment();
+  if (since_previous != absl::InfiniteDuration()) {
+    itl_seconds_->Observe(absl::ToDoubleSeconds(since_previous));
+  }
+}
+
+void CoordinatorMetrics::OnFinished(const FinishedRequest& f) {
+  const v1::Usage& u = f.usage;
+  const std::string code = absl::StatusCodeToString(f.status.code());
+  const std::string reason = FinishReasonName(f.finish_reason);
+  registry_
+      ->Counter("tandem_requests_finished_total",
+                "Requests the engine finished, by final status code and finish reason.",
+                {{"code", code}, {"finish_reason", reason}})
+      ->Increment();
+  prompt_tokens_->Increment(u.prompt_tokens());
+  queue_seconds_->Observe(static_cast<double>(u.queue_time_us()) / 1e6);
+  if (u.generated_tokens() > 0) ttft_seconds_->Observe(u.first_token_time_us() / 1e6);
+  e2e_seconds_->Observe(static_cast<double>(u.total_time_us()) / 1e6);
+  request_prompt_tokens_->Observe(u.prompt_tokens());
+  request_generation_tokens_->Observe(u.generated_tokens());
+  if (!options_.access_log) return;
+  std::vector<core::LogField> fields = {
+      {"request_id", f.request_id},
+      {"trace_id", f.trace_id},
+      {"status", code},
+      {"finish_reason", reason},
+      {"prompt_tokens", absl::StrCat(u.prompt_tokens()), false},
+      {"generated_tokens", absl::StrCat(u.generated_tokens()), false},
+      {"queue_s", Seconds(u.queue_time_us()), false},
+      {"ttft_s", u.generated_tokens() > 0 ? Seconds(u.first_token_time_us()) : "null", false},
+      {"total_s", Seconds(u.total_time_us()), false},
+      {"preemptions", absl::StrCat(u.preemptions()), false},
+  };
+  if (!f.status.ok()) fields.push_back({"error", std::string(f.status.message())});
+  if (options_.log_prompts) {
+    if (f.request.input_case() == v1::GenerateRequest::kText) {
+      fields.push_back({"prompt", f.request.text()});
+    } else {
+      fields.push_back({"prompt_ids", absl::StrJoin(f.request.tokens().ids(), ",")});
+    }
+  }
+  core::LogEvent(core::LogLevel::kInfo, __FILE__, __LINE__, "request finished", fields);
+}
+
+}  // namespace tandem::coordinator
