@@ -1,0 +1,154 @@
+"""The tandem-openai gateway against a real `tandem serve`, driven by the official `openai` client
+(and plain HTTP for malformed bodies)."""
+
+import http.client
+import json
+import socket
+import time
+
+import openai
+import pytest
+
+import tandem_client as tc
+from conftest import API_KEY
+
+
+def oai(gw, key="unused"):
+    return openai.OpenAI(base_url=f"http://{gw.address}/v1", api_key=key, max_retries=0, timeout=30)
+
+
+def post(gw, path, body, headers=None):
+    host, port = gw.address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("POST", path, body=body if isinstance(body, (str, bytes)) else json.dumps(body),
+                 headers={"Content-Type": "application/json", **(headers or {})})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, json.loads(data)
+
+
+def test_models(gateway):
+    models = oai(gateway).models.list().data
+    assert len(models) == 1 and models[0].id
+
+
+def test_completion(gateway, server):
+    c = oai(gateway)
+    r = c.completions.create(model="tiny", prompt="Hello", max_tokens=8, temperature=0)
+    assert r.object == "text_completion" and r.choices[0].finish_reason in ("length", "stop")
+    assert r.usage.completion_tokens == len(tc.Client(server.address).generate(
+        "Hello", max_new_tokens=8, temperature=0).token_ids)
+    direct = tc.Client(server.address).generate("Hello", max_new_tokens=8, temperature=0)
+    assert r.choices[0].text == direct.text
+
+
+def test_completion_stream_with_usage(gateway):
+    c = oai(gateway)
+    full = c.completions.create(model="tiny", prompt="Once", max_tokens=10, temperature=0)
+    chunks = list(c.completions.create(model="tiny", prompt="Once", max_tokens=10, temperature=0, stream=True,
+                                       stream_options={"include_usage": True}))
+    assert "".join(ch.choices[0].text for ch in chunks if ch.choices) == full.choices[0].text
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+    assert all(ch.usage is None for ch in chunks[:-1])
+    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] == full.choices[0].finish_reason
+
+
+def test_chat_and_chat_stream(gateway):
+    c = oai(gateway)
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    r = c.chat.completions.create(model="tiny", messages=msgs, max_tokens=8, temperature=0)
+    assert r.object == "chat.completion" and r.choices[0].message.role == "assistant"
+    # The documented template: the prompt the server saw has this many tokens.
+    prompt = "<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n"
+    assert r.usage.prompt_tokens == len(tc.Client(gateway_server_address(gateway)).tokenize(
+        prompt, add_special_tokens=True))
+    chunks = list(c.chat.completions.create(model="tiny", messages=msgs, max_tokens=8, temperature=0,
+                                            stream=True, stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == r.choices[0].message.content
+    assert chunks[-1].usage.total_tokens == r.usage.total_tokens
+
+
+def gateway_server_address(gw):
+    return gw.argv[gw.argv.index("--server") + 1]
+
+
+def test_seed_reproducible_and_stop(gateway):
+    c = oai(gateway)
+    kw = dict(model="tiny", prompt="Seed", max_tokens=12, temperature=1.0, top_p=0.9)
+    a = c.completions.create(seed=42, **kw).choices[0].text
+    b = c.completions.create(seed=42, **kw).choices[0].text
+    assert a == b
+    # Stop at a piece of the greedy text: the output ends before it, finish_reason "stop".
+    full = c.completions.create(model="tiny", prompt="Stop", max_tokens=16, temperature=0).choices[0].text
+    piece = full[4:6]
+    if not piece.strip() or "\ufffd" in piece:
+        pytest.skip(f"greedy text {full!r} has no clean stop string")
+    r = c.completions.create(model="tiny", prompt="Stop", max_tokens=16, temperature=0, stop=[piece])
+    assert r.choices[0].finish_reason == "stop" and piece not in r.choices[0].text
+
+
+def test_errors_map_to_openai_errors(gateway):
+    c = oai(gateway)
+    with pytest.raises(openai.BadRequestError) as e:  # INVALID_ARGUMENT from the server
+        c.completions.create(model="tiny", prompt="Hi", max_tokens=8, top_p=5.0)
+    assert e.value.status_code == 400 and "top_p" in e.value.message
+    with pytest.raises(openai.BadRequestError) as e:  # refused by the gateway
+        c.completions.create(model="tiny", prompt="Hi", n=2)
+    assert "'n'" in e.value.message
+    with pytest.raises(openai.BadRequestError):  # a streaming call fails before its headers
+        list(c.completions.create(model="tiny", prompt="Hi", max_tokens=100000, stream=True))
+
+
+def test_malformed_bodies_name_the_field(gateway):
+    status, body = post(gateway, "/v1/completions", "{not json")
+    assert status == 400 and "JSON" in body["error"]["message"]
+    status, body = post(gateway, "/v1/completions", {"model": "m", "prompt": "x", "max_tokens": "ten"})
+    assert status == 400 and body["error"]["param"] == "max_tokens"
+    status, body = post(gateway, "/v1/chat/completions", {"model": "m", "messages": [{"content": "x"}]})
+    assert status == 400 and body["error"]["param"] == "messages[0].role"
+    status, body = post(gateway, "/v1/completions", {"model": "m"})
+    assert status == 400 and body["error"]["param"] == "prompt"
+
+
+def test_unreachable_server_is_503():
+    from conftest import free_port, start_gateway
+    g = start_gateway(f"127.0.0.1:{free_port()}", "--timeout", "5")
+    try:
+        with pytest.raises(openai.APIStatusError) as e:
+            oai(g).completions.create(model="tiny", prompt="Hi", max_tokens=2)
+        assert e.value.status_code == 503
+    finally:
+        g.stop()
+
+
+def test_api_key_forwarded(keyed_gateway):
+    with pytest.raises(openai.AuthenticationError) as e:
+        oai(keyed_gateway, key="wrong-key-0123456789").completions.create(model="m", prompt="Hi", max_tokens=2)
+    assert e.value.status_code == 401
+    r = oai(keyed_gateway, key=API_KEY).chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=2)
+    assert r.usage.completion_tokens >= 1
+
+
+def test_client_disconnect_cancels_the_stream(gateway, server):
+    c = tc.Client(server.address, timeout=30)
+    before = c.model_info().ledger.terminated_by_code.get("CANCELLED", 0)
+    host, port = gateway.address.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=30)
+    body = json.dumps({"model": "m", "prompt": "Long", "max_tokens": 1000, "stream": True,
+                       "ignore_eos": True}).encode()
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    got = b""
+    while b"data: " not in got:  # streaming has begun
+        chunk = s.recv(4096)
+        assert chunk, got
+        got += chunk
+    s.close()
+    end = time.monotonic() + 10
+    while time.monotonic() < end and c.model_info().ledger.terminated_by_code.get("CANCELLED", 0) == before:
+        time.sleep(0.02)
+    assert c.model_info().ledger.terminated_by_code.get("CANCELLED", 0) == before + 1
