@@ -152,3 +152,36 @@ def test_client_disconnect_cancels_the_stream(gateway, server):
     while time.monotonic() < end and c.model_info().ledger.terminated_by_code.get("CANCELLED", 0) == before:
         time.sleep(0.02)
     assert c.model_info().ledger.terminated_by_code.get("CANCELLED", 0) == before + 1
+
+
+def test_deadline_is_504_and_full_queue_is_429(server):
+    from conftest import start_gateway, start_serve
+    g = start_gateway(server.address, "--timeout", "0.05")
+    try:
+        with pytest.raises(openai.APIStatusError) as e:
+            oai(g).completions.create(model="m", prompt="Hi", max_tokens=1000, extra_body={"ignore_eos": True})
+        assert e.value.status_code == 504
+    finally:
+        g.stop()
+    # One slot, a queue of one: a running and a queued request fill it, a third is refused.
+    s = start_serve("--slots", "1", "--max-queued-requests", "1")
+    g = start_gateway(s.address)
+    c = tc.Client(s.address, timeout=30)
+    try:
+        running = c.stream("Long", max_new_tokens=1000, ignore_eos=True)
+        next(running)
+        queued = c.stream("Long", max_new_tokens=1000, ignore_eos=True)
+        end = time.monotonic() + 10
+        while c.model_info().capacities.queued_requests < 1 and time.monotonic() < end:
+            time.sleep(0.01)
+        with pytest.raises(openai.RateLimitError) as e:
+            oai(g).completions.create(model="m", prompt="Hi", max_tokens=2)
+        assert e.value.status_code == 429
+        with pytest.raises(tc.ResourceExhausted):
+            c.generate("Hi", max_new_tokens=2, retry_generate=False)
+        running.close()
+        queued.close()
+    finally:
+        c.close()
+        g.stop()
+        s.stop()
