@@ -185,3 +185,16 @@ def test_deadline_is_504_and_full_queue_is_429(server):
         c.close()
         g.stop()
         s.stop()
+
+
+def test_examples_run(server, gateway):
+    import pathlib
+    import subprocess
+    import sys
+    ex = pathlib.Path(__file__).resolve().parents[1] / "examples"
+    out = subprocess.run([sys.executable, str(ex / "backend.py"), server.address], capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert "generate:" in out and "stream ended:" in out and "refused: INVALID_ARGUMENT" in out
+    out = subprocess.run([sys.executable, str(ex / "openai_sdk.py"), f"http://{gateway.address}/v1"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "completion:" in out and "usage:" in out
