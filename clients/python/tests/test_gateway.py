@@ -198,3 +198,23 @@ def test_examples_run(server, gateway):
     out = subprocess.run([sys.executable, str(ex / "openai_sdk.py"), f"http://{gateway.address}/v1"],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert "completion:" in out and "usage:" in out
+
+
+def test_chat_with_a_checkpoint_chat_template(server, tmp_path):
+    from conftest import start_gateway
+    template = ("{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('no tool messages') }}"
+                "{% endif %}[{{ m.role }}] {{ m.content }}{{ eos_token }}\n{% endfor %}"
+                "{% if add_generation_prompt %}[assistant] {% endif %}")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": template, "eos_token": "</s>"}))
+    g = start_gateway(server.address, "--chat-template", str(tmp_path))
+    try:
+        c = oai(g)
+        r = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=2,
+                                      temperature=0)
+        expected = tc.Client(server.address).tokenize("[user] Hi</s>\n[assistant] ", add_special_tokens=True)
+        assert r.usage.prompt_tokens == len(expected)
+        with pytest.raises(openai.BadRequestError) as e:
+            c.chat.completions.create(model="m", messages=[{"role": "tool", "content": "x"}], max_tokens=2)
+        assert "no tool messages" in e.value.message
+    finally:
+        g.stop()

@@ -34,8 +34,8 @@ HTTP_STATUS = {
 ERROR_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
               404: "not_found_error", 429: "rate_limit_error", 503: "service_unavailable", 504: "timeout"}
 
-# Chat messages become one prompt with this template when no other is configured (the tiny test
-# model has no chat template): every message as "<|role|>\ncontent\n", then "<|assistant|>\n".
+# Chat messages become one prompt with this template when no --chat-template is given (the gateway
+# cannot read the server's checkpoint, and the tiny test model has no chat template): every message as "<|role|>\ncontent\n", then "<|assistant|>\n".
 DEFAULT_CHAT_TEMPLATE = "<|{role}|>\n{content}\n"
 ASSISTANT_PREFIX = "<|assistant|>\n"
 
@@ -145,7 +145,8 @@ def sampling_params(body, chat):
     return p
 
 
-def render_chat(messages):
+def chat_messages(messages):
+    """Validated messages with string content (text parts joined)."""
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' must be a non-empty list", "messages")
     out = []
@@ -166,8 +167,58 @@ def render_chat(messages):
         if not isinstance(content, str):
             raise BadRequest(f"'messages[{i}].content' must be a string or a list of text parts",
                              f"messages[{i}].content")
-        out.append(DEFAULT_CHAT_TEMPLATE.format(role=m["role"], content=content))
-    return "".join(out) + ASSISTANT_PREFIX
+        out.append({**m, "content": content})
+    return out
+
+
+class ChatTemplate:
+    """A Hugging Face chat template (Jinja, rendered in a sandbox as transformers does) or, without
+    one, DEFAULT_CHAT_TEMPLATE. source: a template file, a tokenizer_config.json, or a checkpoint
+    directory holding one (its "chat_template", "bos_token" and "eos_token")."""
+
+    def __init__(self, source=None):
+        self.template = None
+        self.special = {"bos_token": "", "eos_token": ""}
+        if source is None:
+            return
+        path = source
+        if os.path.isdir(path):
+            path = os.path.join(path, "tokenizer_config.json")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if path.endswith(".json"):
+            cfg = json.loads(text)
+            text = cfg.get("chat_template")
+            if isinstance(text, list):  # named templates: the "default" one
+                text = next((t["template"] for t in text if t.get("name") == "default"), None)
+            if not isinstance(text, str):
+                raise SystemExit(f"tandem-openai: {path} has no chat_template")
+            for k in self.special:
+                v = cfg.get(k)
+                self.special[k] = v.get("content", "") if isinstance(v, dict) else (v or "")
+        try:
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+        except ImportError:
+            raise SystemExit("tandem-openai: --chat-template needs jinja2 (pip install jinja2)") from None
+
+        def raise_exception(message):
+            raise BadRequest(f"chat template: {message}", "messages")
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env.globals["raise_exception"] = raise_exception
+        self.template = env.from_string(text)
+
+    def render(self, messages):
+        messages = chat_messages(messages)
+        if self.template is None:
+            return "".join(DEFAULT_CHAT_TEMPLATE.format(role=m["role"], content=m["content"])
+                           for m in messages) + ASSISTANT_PREFIX
+        try:
+            return self.template.render(messages=messages, add_generation_prompt=True, **self.special)
+        except BadRequest:
+            raise
+        except Exception as e:  # a template error on these messages
+            raise BadRequest(f"chat template failed on these messages: {e}", "messages") from None
 
 
 def completion_prompt(body):
@@ -188,8 +239,9 @@ def usage_json(u):
 
 
 class Gateway:
-    def __init__(self, client, model_name=None, api_key=None):
+    def __init__(self, client, model_name=None, api_key=None, chat_template=None):
         self.client = client
+        self.chat_template = chat_template or ChatTemplate()
         self.model_name = model_name
         self.api_key = api_key
 
@@ -226,7 +278,7 @@ class Gateway:
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise BadRequest(f"the request body is not valid JSON: {e}") from None
             params = sampling_params(body, chat)
-            inputs = {"prompt": render_chat(body.get("messages"))} if chat else completion_prompt(body)
+            inputs = {"prompt": self.chat_template.render(body.get("messages"))} if chat else completion_prompt(body)
             stream = body.get("stream", False)
             if not isinstance(stream, bool):
                 raise BadRequest("'stream' must be a boolean", "stream")
@@ -323,8 +375,8 @@ def logprobs_json(chat, lps):
             "top_logprobs": [{str(t.token_id): t.logprob for t in x.top} for x in lps], "text_offset": []}
 
 
-def make_app(client, model_name=None, api_key=None):
-    gw = Gateway(client, model_name, api_key)
+def make_app(client, model_name=None, api_key=None, chat_template=None):
+    gw = Gateway(client, model_name, api_key, chat_template)
     app = web.Application()
     app.router.add_get("/v1/models", gw.models)
     app.router.add_post("/v1/completions", gw.completions)
@@ -337,7 +389,7 @@ async def serve(args):
     root = open(args.tls_ca, "rb").read() if args.tls_ca else None
     client = AsyncClient(args.server, api_key=args.api_key, tls=args.tls or bool(root),
                          root_certificates=root, timeout=args.timeout)
-    app = make_app(client, args.model_name, args.api_key)
+    app = make_app(client, args.model_name, args.api_key, ChatTemplate(args.chat_template))
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)
@@ -362,6 +414,8 @@ def main(argv=None):
     ap.add_argument("--tls-ca", help="TLS to the server with this PEM CA")
     ap.add_argument("--model-name", help="the model id /v1/models reports (default: the server's model "
                                          "directory name)")
+    ap.add_argument("--chat-template", help="a Jinja chat template file, or a tokenizer_config.json or "
+                                           "checkpoint directory with one (default: the built-in template)")
     ap.add_argument("--timeout", type=float, default=None, help="deadline of each call in seconds")
     args = ap.parse_args(argv)
     try:
