@@ -220,3 +220,16 @@ def test_chat_with_a_checkpoint_chat_template(server, tmp_path):
         assert "no tool messages" in e.value.message
     finally:
         g.stop()
+
+
+def test_logprobs(gateway):
+    c = oai(gateway)
+    r = c.completions.create(model="m", prompt="Hi", max_tokens=4, temperature=0, logprobs=2,
+                             extra_body={"ignore_eos": True})
+    lp = r.choices[0].logprobs
+    assert len(lp.token_logprobs) == 4 and all(x <= 0 for x in lp.token_logprobs)
+    assert all(len(t) == 2 for t in lp.top_logprobs)
+    r = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=3,
+                                  logprobs=True, top_logprobs=1, extra_body={"ignore_eos": True})
+    content = r.choices[0].logprobs.content
+    assert len(content) == 3 and len(content[0].top_logprobs) == 1
