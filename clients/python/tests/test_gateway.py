@@ -154,6 +154,7 @@ def test_client_disconnect_cancels_the_stream(gateway, server):
     while time.monotonic() < end and c.model_info().ledger.terminated_by_code.get("CANCELLED", 0) == before:
         time.sleep(0.02)
     assert c.model_info().ledger.terminated_by_code.get("CANCELLED", 0) == before + 1
+    assert "Traceback" not in gateway.stderr()
 
 
 def test_deadline_is_504_and_full_queue_is_429(server):

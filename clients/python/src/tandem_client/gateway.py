@@ -358,8 +358,10 @@ class Gateway:
                                                                            "server_error"),
                               "param": None, "code": e.code.name.lower()}}
             await resp.write(b"data: " + json.dumps(body).encode() + b"\n\n")
+        except ConnectionResetError:  # the client went away: the call is cancelled below
+            return resp
         finally:
-            # The client went away (write failed, or the handler was cancelled): cancel the call.
+            # Also when the handler is cancelled (the client disconnected): cancel the gRPC call.
             await gen.aclose()
         await resp.write_eof()
         return resp
