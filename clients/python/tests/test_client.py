@@ -223,3 +223,34 @@ def test_async_client(server):
             assert cancelled(await c.model_info()) == before + 1
 
     asyncio.run(main())
+
+
+def test_tls_with_a_private_ca(tmp_path):
+    import shutil
+    import subprocess
+    if not shutil.which("openssl"):
+        pytest.skip("openssl not installed")
+    key, cert = tmp_path / "server.key", tmp_path / "server.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
+    s = start_serve("--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        with tc.Client(s.address, root_certificates=cert.read_bytes(), timeout=30) as c:
+            assert c.health() == "SERVING"
+            assert c.generate("Hi", max_new_tokens=3, ignore_eos=True).usage.generated_tokens == 3
+        with tc.Client(s.address, timeout=5, retry=tc.RetryPolicy(max_attempts=1)) as c:  # plaintext
+            with pytest.raises(tc.Unavailable):
+                c.tokenize("x")
+        # The gateway in front of a TLS server (--tls-ca).
+        import openai
+        from conftest import start_gateway
+        g = start_gateway(s.address, "--tls-ca", str(cert))
+        try:
+            o = openai.OpenAI(base_url=f"http://{g.address}/v1", api_key="none", max_retries=0, timeout=30)
+            r = o.completions.create(model="m", prompt="Hi", max_tokens=2, extra_body={"ignore_eos": True})
+            assert r.usage.completion_tokens == 2
+        finally:
+            g.stop()
+    finally:
+        s.stop()
