@@ -234,3 +234,19 @@ def test_logprobs(gateway):
                                   logprobs=True, top_logprobs=1, extra_body={"ignore_eos": True})
     content = r.choices[0].logprobs.content
     assert len(content) == 3 and len(content[0].top_logprobs) == 1
+
+
+def test_gateway_api_key_is_the_fallback(keyed_server, keyed_gateway):
+    from conftest import start_gateway
+    status, body = post(keyed_gateway, "/v1/completions", {"model": "m", "prompt": "Hi", "max_tokens": 2})
+    assert status == 401 and body["error"]["code"] == "unauthenticated"
+    g = start_gateway(keyed_server.address, "--api-key", API_KEY)
+    try:
+        status, body = post(g, "/v1/completions", {"model": "m", "prompt": "Hi", "max_tokens": 2})
+        assert status == 200 and body["usage"]["completion_tokens"] >= 1
+        # A caller's own key still wins over the gateway's.
+        status, body = post(g, "/v1/completions", {"model": "m", "prompt": "Hi", "max_tokens": 2},
+                            {"Authorization": "Bearer wrong-key-0123456789"})
+        assert status == 401
+    finally:
+        g.stop()
