@@ -161,6 +161,10 @@ def test_retries_are_bounded_and_generate_is_not_retried_by_default():
         with pytest.raises(tc.Unavailable):
             c.generate("x", retry_generate=True)
         assert counter.calls == 3
+        counter.calls = 0
+        with pytest.raises(tc.Unavailable):
+            list(c.stream("x", retry_generate=True))
+        assert counter.calls == 3
 
 
 def test_retry_rides_out_a_briefly_unavailable_server():
