@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what is missing, builds the CPU
 # configuration, checks that the CUDA configuration compiles and links (its GPU-labelled tests
-# skip, saying why, where no GPU exists), then runs every test of the CPU build (CTest).
+# skip, saying why, where no GPU exists), then runs every test of the CPU build (CTest), then the
+# Python client's and OpenAI gateway's tests (clients/python/test.sh: it pip-installs their PyPI
+# dependencies into build/python-venv, so it needs network to PyPI; without it it fails within about a minute, saying so).
 # This is what .ci/run runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,3 +22,6 @@ fi
 
 echo "== tests (CPU configuration, every library)"
 ctest --test-dir build --output-on-failure -j "$jobs" --timeout 600
+
+echo "== Python client and OpenAI gateway (clients/python, against build/bin/tandem)"
+TANDEM_BIN="$PWD/build/bin/tandem" bash clients/python/test.sh
