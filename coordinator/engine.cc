@@ -276,6 +276,9 @@ void Engine::Loop() {
       }
     }
     if (broken_) {
+      // Broken by Fail while plans were in flight: they will never be answered.
+      in_flight_.clear();
+      in_flight_sent_.clear();
       while (!live_.empty()) {
         Terminate(*live_.begin()->second,
                   absl::UnavailableError(absl::StrCat("a worker failed: ", broken_reason_)),
@@ -358,13 +361,24 @@ void Engine::Loop() {
 }
 
 void Engine::Break(absl::string_view reason) {
-  broken_ = true;
-  broken_reason_ = std::string(reason);
-  TANDEM_LOG(ERROR) << "a step failed, the replica is broken: " << reason;
+  MarkBroken(reason);
   // Plans still in flight will never be answered.
   in_flight_.clear();
   in_flight_sent_.clear();
+}
+
+void Engine::MarkBroken(absl::string_view reason) {
+  if (broken_) return;
+  broken_reason_ = std::string(reason);
+  broken_ = true;
+  TANDEM_LOG(ERROR) << "the replica is broken: " << reason;
   if (on_broken_) on_broken_();
+}
+
+void Engine::Fail(absl::string_view reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  MarkBroken(reason);
+  cv_.notify_all();
 }
 
 wv1::StepRequest Engine::BuildRequest(const StepPlan& plan) {

@@ -107,8 +107,14 @@ class Engine {
   SchedulerStats Stats() const;
   const EngineOptions& options() const { return options_; }
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
-  // Called once when the engine breaks (from the engine thread).
+  // Called once when the engine breaks (from the engine thread, or from the thread that called
+  // Fail), with the engine's lock held: it must not call back into the engine.
   void SetOnBroken(std::function<void()> fn);
+  // Breaks the engine from any thread: a failure detector (worker/local_cluster.h) saw a worker
+  // die or freeze. Health turns NOT_SERVING at once (on_broken), new Submits get UNAVAILABLE, and
+  // the engine thread ends every live request UNAVAILABLE as soon as it is not waiting for a step
+  // (the executor must fail a step in flight on its own). Idempotent: the first reason stays.
+  void Fail(absl::string_view reason);
 
  private:
   struct Live;
@@ -117,6 +123,7 @@ class Engine {
   void OnToken(Live& live, int32_t token, const ::tandem::worker::v1::SequenceResult& result);
   ::tandem::worker::v1::StepRequest BuildRequest(const StepPlan& plan);
   void Break(absl::string_view reason);
+  void MarkBroken(absl::string_view reason);  // under mu_; idempotent
 
   EngineOptions options_;
   std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;

@@ -20,10 +20,18 @@
 // their environment (TANDEM_GROUP_SECRET, never argv); remote workers must have been started with
 // options.group_secret. Start claims every rank with epoch = 1 + the largest epoch any of them
 // reports (waiting, within start_timeout, while another coordinator's lease is alive), keeps the
-// leases alive with a LeaseKeeper (Health every lease TTL / 4), and only then Loads.
+// leases alive with a LeaseKeeper, and only then Loads.
+//
+// Liveness (issue 12): the LeaseKeeper calls Health on every rank every min(heartbeat_period,
+// lease TTL / 4), each call bounded by heartbeat_timeout, idle or busy. A rank is declared dead
+// when a beat fails and its local process has exited, or when it has not answered for
+// liveness_timeout (frozen, unreachable, taken over). Then, once, from the heartbeat thread: the
+// cluster fails (a step in flight in Await fails within ~5 ms, later Submits fail) and the
+// callback given to SetOnFailure runs, so the coordinator turns NOT_SERVING with no step sent.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +73,10 @@ struct LocalClusterOptions {
   // mTLS to remote workers (CA that signed the workers' certificates, this coordinator's
   // certificate and key); empty = plaintext.
   auth::TlsFiles worker_tls;
+  // Failure detection (see the class comment).
+  absl::Duration heartbeat_period = absl::Milliseconds(200);
+  absl::Duration heartbeat_timeout = absl::Milliseconds(400);
+  absl::Duration liveness_timeout = absl::Milliseconds(1200);
   // Local workers serve Prometheus /metrics on 127.0.0.1:<base + rank> (0: each a free port,
   // written in its log); -1: off.
   int worker_metrics_port_base = -1;
@@ -83,6 +95,12 @@ class LocalCluster {
   // The answer to the oldest plan in flight (FAILED_PRECONDITION when none is).
   [[nodiscard]] absl::StatusOr<::tandem::worker::v1::StepResponse> Await();
   int in_flight() const;
+  // Runs `fn(reason)` once when a rank is declared dead (see the class comment), on the heartbeat
+  // thread; at once if one already was. Thread-safe; SetOnFailure(nullptr) before whatever `fn`
+  // uses goes away (after it returns, `fn` is not running and will not run).
+  void SetOnFailure(std::function<void(const absl::Status&)> fn);
+  // OK, or why a rank was declared dead.
+  absl::Status detected_failure() const;
   [[nodiscard]] absl::Status Release(const std::vector<int32_t>& slots);
 
   int world_size() const { return world_; }

@@ -241,6 +241,9 @@ absl::Status Run(const Args& args) {
   const std::string address = absl::StrCat(args.GetOr("host", "127.0.0.1"), ":", port);
   ASSIGN_OR_RETURN(auto server, coordinator::StartServer(engine.get(), desc, address, max_receive,
                                                          security, &registry));
+  // A worker that dies or freezes breaks the engine (health NOT_SERVING) with no step sent.
+  cluster->SetOnFailure(
+      [e = engine.get()](const absl::Status& failure) { e->Fail(failure.ToString()); });
   cmetrics.AttachEngine(engine.get());
   cmetrics.SetReplicaState(coordinator::ReplicaState::kReady);
   std::printf(
@@ -270,7 +273,8 @@ absl::Status Run(const Args& args) {
   }
   std::fprintf(stderr, "tandem serve: signal %d, shutting down\n", sig);
   server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  metrics_server.reset();  // its collectors read the engine
+  cluster->SetOnFailure(nullptr);  // the engine goes first
+  metrics_server.reset();          // its collectors read the engine
   engine.reset();
   server.reset();
   cluster.reset();

@@ -1,0 +1,115 @@
+// Failure detection and shutdown of a real `tandem serve` group (issue 12): a worker that dies or
+// freezes turns the coordinator NOT_SERVING within 2 s with no request sent, and a stream waiting
+// on a frozen worker ends UNAVAILABLE promptly. Every server runs in its own process group, killed
+// and reaped at the end; a stopped worker is always killed.
+#include <signal.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tandem/v1/tandem.grpc.pb.h"
+#include "tests/coordinator/serve_fixture.h"
+
+namespace tandem::coordinator {
+namespace {
+
+// Kills `pid` (stopped or not) when it goes out of scope; the server reaps it.
+class KillAtExit {
+ public:
+  explicit KillAtExit(pid_t pid) : pid_(pid) {}
+  ~KillAtExit() { kill(pid_, SIGKILL); }
+
+ private:
+  pid_t pid_;
+};
+
+// Polls health until NOT_SERVING (2); how long it took, or `limit` + 1 s if it never did.
+std::chrono::duration<double> TimeToNotServing(const std::shared_ptr<::grpc::Channel>& channel,
+                                               Clock::time_point since,
+                                               std::chrono::seconds limit) {
+  while (Clock::now() - since < limit) {
+    if (HealthStatus(channel) == 2) return Clock::now() - since;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return limit + std::chrono::seconds(1);
+}
+
+TEST(ServeFailureTest, WorkerKilledAtIdleTurnsHealthNotServingWithinTwoSeconds) {
+  ServeProcess server({"--tp", "1", "--pp", "2"});
+  ASSERT_NE(server.port(), 0);
+  auto channel = ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials());
+  ASSERT_EQ(HealthStatus(channel), 1);
+  const std::vector<pid_t> workers = server.Children();
+  ASSERT_EQ(workers.size(), 2u);
+  const auto killed = Clock::now();
+  ASSERT_EQ(kill(workers[0], SIGKILL), 0);
+  const auto took = TimeToNotServing(channel, killed, std::chrono::seconds(10));
+  std::printf("NOT_SERVING %.3f s after the SIGKILL (idle)\n", took.count());
+  EXPECT_LT(took, std::chrono::seconds(2));
+  // New work is refused with the reason.
+  auto stub = v1::Tandem::NewStub(channel);
+  const Result r = Stream(*stub, Tokens({1, 2}, 2), 10000);
+  EXPECT_EQ(r.status.error_code(), ::grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(r.status.error_message().find("worker rank 0"), std::string::npos)
+      << r.status.error_message();
+}
+
+TEST(ServeFailureTest, WorkerFrozenDuringDecodeIsDetectedAndItsStreamEnds) {
+  ServeProcess server({"--tp", "1", "--pp", "2"});
+  ASSERT_NE(server.port(), 0);
+  auto channel = ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials());
+  auto stub = v1::Tandem::NewStub(channel);
+  ASSERT_EQ(HealthStatus(channel), 1);
+  const std::vector<pid_t> workers = server.Children();
+  ASSERT_EQ(workers.size(), 2u);
+
+  // The longest stream the tiny model's 1024-token context allows.
+  constexpr int kMaxNew = 1000;
+  std::atomic<int> tokens{0};
+  std::atomic<bool> done{false};
+  ::grpc::Status status;
+  Clock::time_point ended;
+  ::grpc::ClientContext ctx;
+  ctx.set_deadline(Clock::now() + std::chrono::seconds(60));
+  std::thread client([&] {
+    auto reader = stub->GenerateStream(&ctx, Tokens({1, 2, 3}, kMaxNew));
+    v1::GenerateStreamResponse msg;
+    while (reader->Read(&msg)) tokens += msg.token_ids_size();
+    status = reader->Finish();
+    ended = Clock::now();
+    done = true;
+  });
+  for (int i = 0; i < 3000 && tokens.load() == 0 && !done.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (tokens.load() == 0 || done.load()) {
+    ctx.TryCancel();
+    client.join();
+    FAIL() << "the stream did not start decoding: " << status.error_message();
+  }
+  const auto stopped = Clock::now();
+  ASSERT_EQ(kill(workers[1], SIGSTOP), 0);
+  KillAtExit cleanup(workers[1]);
+  const int before = tokens.load();
+  const auto took = TimeToNotServing(channel, stopped, std::chrono::seconds(10));
+  client.join();
+  const std::chrono::duration<double> stream_end = ended - stopped;
+  std::printf("NOT_SERVING %.3f s, stream ended %.3f s after the SIGSTOP (%d tokens before)\n",
+              took.count(), stream_end.count(), before);
+  EXPECT_LT(took, std::chrono::seconds(2));
+  EXPECT_EQ(status.error_code(), ::grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_LT(tokens.load(), kMaxNew);
+  EXPECT_LT(stream_end, std::chrono::seconds(3));
+  EXPECT_NE(status.error_message().find("worker rank 1"), std::string::npos)
+      << status.error_message();
+}
+
+}  // namespace
+}  // namespace tandem::coordinator
