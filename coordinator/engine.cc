@@ -138,6 +138,7 @@ absl::StatusOr<std::string> Engine::Submit(Submission submission) {
   if (broken_) {
     return absl::UnavailableError(absl::StrCat("no replica is ready: ", broken_reason_));
   }
+  if (!accepting_) return absl::UnavailableError("server shutting down");
   live->id = next_id_++;
   live->request_id = req.request_id().empty() ? assigned : req.request_id();
   // Ids are per owner: a caller can neither see nor collide with another caller's ids.
@@ -273,6 +274,8 @@ void Engine::Loop() {
         Terminate(live,
                   absl::CancelledError(absl::StrCat("request ", live.request_id, " was cancelled")),
                   v1::FINISH_REASON_CANCELLED);
+      } else if (end_all_) {
+        Terminate(live, *end_all_, v1::FINISH_REASON_UNSPECIFIED);
       }
     }
     if (broken_) {
@@ -373,6 +376,17 @@ void Engine::MarkBroken(absl::string_view reason) {
   broken_ = true;
   TANDEM_LOG(ERROR) << "the replica is broken: " << reason;
   if (on_broken_) on_broken_();
+}
+
+void Engine::StopAccepting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  accepting_ = false;
+}
+
+void Engine::EndAll(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  end_all_ = std::move(status);
+  cv_.notify_all();
 }
 
 void Engine::Fail(absl::string_view reason) {

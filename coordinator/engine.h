@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -115,6 +116,12 @@ class Engine {
   // the engine thread ends every live request UNAVAILABLE as soon as it is not waiting for a step
   // (the executor must fail a step in flight on its own). Idempotent: the first reason stays.
   void Fail(absl::string_view reason);
+  // Graceful drain (SIGTERM): from now on Submit answers UNAVAILABLE "server shutting down"; live
+  // requests run on. Thread-safe.
+  void StopAccepting();
+  // Ends every live request with `status` at the start of the next step (a step in flight is
+  // awaited first). Thread-safe.
+  void EndAll(absl::Status status);
 
  private:
   struct Live;
@@ -143,6 +150,8 @@ class Engine {
   std::string broken_reason_;
   std::function<void()> on_broken_;
   bool stop_ = false;
+  bool accepting_ = true;                // under mu_
+  std::optional<absl::Status> end_all_;  // under mu_
   std::thread thread_;
 };
 

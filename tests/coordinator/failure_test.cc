@@ -111,5 +111,108 @@ TEST(ServeFailureTest, WorkerFrozenDuringDecodeIsDetectedAndItsStreamEnds) {
       << status.error_message();
 }
 
+// SIGTERM: health NOT_SERVING at once, new requests refused "server shutting down", the streams in
+// flight run to their full length, then the process exits 0.
+TEST(ServeDrainTest, SigtermLetsStreamsInFlightCompleteAndRefusesNewOnes) {
+  ServeProcess server({"--tp", "1", "--pp", "2"});
+  ASSERT_NE(server.port(), 0);
+  auto channel = ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials());
+  auto stub = v1::Tandem::NewStub(channel);
+  constexpr int kStreams = 3;
+  constexpr int kMaxNew = 200;
+  std::vector<std::atomic<int>> tokens(kStreams);
+  std::vector<Result> results(kStreams);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kStreams; ++i) {
+    clients.emplace_back([&, i] {
+      ::grpc::ClientContext ctx;
+      ctx.set_deadline(Clock::now() + std::chrono::seconds(60));
+      auto reader = stub->GenerateStream(&ctx, Tokens({1, 2, i}, kMaxNew));
+      v1::GenerateStreamResponse msg;
+      while (reader->Read(&msg)) {
+        results[i].ids.insert(results[i].ids.end(), msg.token_ids().begin(), msg.token_ids().end());
+        tokens[i] += msg.token_ids_size();
+      }
+      results[i].status = reader->Finish();
+    });
+  }
+  const auto started = [&] {
+    for (auto& t : tokens) {
+      if (t.load() == 0) return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < 3000 && !started(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto signalled = Clock::now();
+  ASSERT_EQ(kill(server.pid(), SIGTERM), 0);  // the server only, not its workers
+  const auto took = TimeToNotServing(channel, signalled, std::chrono::seconds(5));
+  // A request sent now is refused with the reason (or, if the drain already ended, the server is
+  // gone: UNAVAILABLE too).
+  const Result refused = Stream(*stub, Tokens({5}, 2), 10000);
+  for (auto& c : clients) c.join();
+  const int status = server.WaitExit(std::chrono::seconds(20));
+  std::printf("NOT_SERVING %.3f s after SIGTERM; the server exited %.3f s after it\n", took.count(),
+              std::chrono::duration<double>(Clock::now() - signalled).count());
+  EXPECT_LT(took, std::chrono::seconds(1));
+  EXPECT_EQ(refused.status.error_code(), ::grpc::StatusCode::UNAVAILABLE);
+  if (!refused.status.error_message().empty() &&
+      refused.status.error_message().find("failed to connect") == std::string::npos) {
+    EXPECT_NE(refused.status.error_message().find("server shutting down"), std::string::npos)
+        << refused.status.error_message();
+  }
+  for (int i = 0; i < kStreams; ++i) {
+    EXPECT_TRUE(results[i].status.ok()) << i << ": " << results[i].status.error_message();
+    EXPECT_EQ(results[i].ids.size(), static_cast<size_t>(kMaxNew)) << i;
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// With --drain-timeout 1 a stream longer than that ends UNAVAILABLE "server shutting down" after
+// about a second, and the process exits 0.
+TEST(ServeDrainTest, StreamsPastTheDrainTimeoutEndUnavailable) {
+  ServeProcess server({"--tp", "1", "--pp", "2", "--drain-timeout", "1"});
+  ASSERT_NE(server.port(), 0);
+  auto stub = v1::Tandem::NewStub(
+      ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials()));
+  // A 1000-token stream (the context allows no longer one): ~1.6 s of decoding on a loaded 2-core
+  // machine, so the 1 s drain timeout cuts it (a machine fast enough to finish it first skips).
+  std::atomic<int> tokens{0};
+  ::grpc::Status status;
+  Clock::time_point ended;
+  std::thread client([&] {
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(Clock::now() + std::chrono::seconds(60));
+    auto reader = stub->GenerateStream(&ctx, Tokens({1, 2, 3}, 1000));
+    v1::GenerateStreamResponse msg;
+    while (reader->Read(&msg)) tokens += msg.token_ids_size();
+    status = reader->Finish();
+    ended = Clock::now();
+  });
+  for (int i = 0; i < 3000 && tokens.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto signalled = Clock::now();
+  ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
+  client.join();
+  const int exit_status = server.WaitExit(std::chrono::seconds(20));
+  const std::chrono::duration<double> stream_end = ended - signalled;
+  std::printf("the stream ended %.3f s after SIGTERM (%d tokens)\n", stream_end.count(),
+              tokens.load());
+  if (status.ok()) {
+    GTEST_SKIP() << "the stream completed within the 1 s drain timeout (" << tokens.load()
+                 << " tokens); nothing to cut";
+  }
+  EXPECT_EQ(status.error_code(), ::grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(status.error_message().find("server shutting down"), std::string::npos)
+      << status.error_message();
+  EXPECT_GT(stream_end, std::chrono::milliseconds(900));
+  EXPECT_LT(stream_end, std::chrono::seconds(4));
+  ASSERT_TRUE(WIFEXITED(exit_status)) << exit_status;
+  EXPECT_EQ(WEXITSTATUS(exit_status), 0);
+}
+
 }  // namespace
 }  // namespace tandem::coordinator
