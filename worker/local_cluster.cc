@@ -612,7 +612,9 @@ void LocalCluster::Teardown() {
   CloseStreams();
   Impl& impl = *impl_;
   if (impl.lease_keeper) impl.lease_keeper->Stop();
-  for (size_t r = 0; r < impl.stubs.size(); ++r) {
+  // Only local workers are asked to exit: a remote worker outlives its coordinator (its lease
+  // lapses and it waits for the next one), so an orchestrator does not restart it in a loop.
+  for (size_t r = 0; r < impl.stubs.size() && local(); ++r) {
     if (r < impl.reaped.size() && impl.reaped[r]) continue;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));

@@ -12,8 +12,9 @@
 // rank 0 of the last stage to the oldest plan; Step is Submit + Await. While waiting it watches the
 // processes: a rank that exits fails the step within ~100 ms with an error naming the rank, its pid
 // and how it ended; any rank's error status fails it naming that rank; step_timeout bounds it.
-// After a failure the cluster is unusable. The destructor asks the workers to shut down, then
-// SIGKILLs the process group and reaps every child, so nothing is left behind. Not thread-safe.
+// After a failure the cluster is unusable. The destructor asks local workers to shut down, then
+// SIGKILLs the process group and reaps every child, so nothing is left behind; remote workers are
+// left running (they wait for the next coordinator). Not thread-safe.
 //
 // Group identity (DESIGN.md §8): every call carries `credentials()` (the group secret, this
 // coordinator's random id and its epoch). Local workers get a freshly generated secret through

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -212,6 +214,97 @@ TEST(ServeDrainTest, StreamsPastTheDrainTimeoutEndUnavailable) {
   EXPECT_LT(stream_end, std::chrono::seconds(4));
   ASSERT_TRUE(WIFEXITED(exit_status)) << exit_status;
   EXPECT_EQ(WEXITSTATUS(exit_status), 0);
+}
+
+// A `tandem worker` started by hand or by an orchestrator (no --parent-pid).
+class RemoteWorker {
+ public:
+  RemoteWorker() {
+    setenv("TANDEM_GROUP_SECRET", "failure-test-group-secret-0123456789", 1);
+    static int instances = 0;
+    port_file_ = ::testing::TempDir() + "/failure_worker_" + std::to_string(getpid()) + "_" +
+                 std::to_string(instances++) + ".port";
+    std::remove(port_file_.c_str());
+    pid_ = SpawnInOwnGroup({std::string(TANDEM_BINARY_DIR) + "/bin/tandem", "worker", "--listen",
+                            "127.0.0.1:0", "--port-file", port_file_, "--lease-ttl-ms", "1000"},
+                           "");
+    const auto until = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < until && port_ == 0) {
+      std::ifstream in(port_file_);
+      in >> port_;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~RemoteWorker() {
+    if (pid_ > 0) {
+      kill(-pid_, SIGKILL);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+    }
+    std::remove(port_file_.c_str());
+  }
+  int port() const { return port_; }
+  bool running() {
+    int status = 0;
+    return pid_ > 0 && waitpid(pid_, &status, WNOHANG) == 0;
+  }
+  // Sends SIGTERM; the exit status if it exits within `limit`, else -1.
+  int Terminate(std::chrono::milliseconds limit) {
+    kill(pid_, SIGTERM);
+    const auto until = Clock::now() + limit;
+    int status = 0;
+    while (Clock::now() < until) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = 0;
+        return status;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = 0;
+  int port_ = 0;
+  std::string port_file_;
+};
+
+TEST(WorkerSignalTest, SigtermEndsAWorkerWithStatusZeroWithinOneSecond) {
+  RemoteWorker worker;
+  ASSERT_NE(worker.port(), 0);
+  const auto sent = Clock::now();
+  const int status = worker.Terminate(std::chrono::seconds(1));
+  std::printf("the worker exited %.3f s after SIGTERM\n",
+              std::chrono::duration<double>(Clock::now() - sent).count());
+  ASSERT_NE(status, -1) << "still running 1 s after SIGTERM";
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// A remote worker does not exit when its coordinator shuts down; the next coordinator uses it.
+TEST(WorkerSignalTest, ARemoteWorkerOutlivesItsCoordinatorAndServesTheNextOne) {
+  RemoteWorker worker;
+  ASSERT_NE(worker.port(), 0);
+  const std::vector<std::string> args = {
+      "--tp", "1", "--pp", "1", "--workers", "127.0.0.1:" + std::to_string(worker.port())};
+  for (int round = 0; round < 2; ++round) {
+    ServeProcess server(args);
+    ASSERT_NE(server.port(), 0) << "round " << round;
+    auto stub = v1::Tandem::NewStub(
+        ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials()));
+    const Result r = Stream(*stub, Tokens({11, 12, 13}, 4), 30000);
+    EXPECT_TRUE(r.status.ok()) << round << ": " << r.status.error_message();
+    ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
+    const int status = server.WaitExit(std::chrono::seconds(20));
+    ASSERT_TRUE(WIFEXITED(status)) << status;
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_TRUE(worker.running()) << "the worker exited with its coordinator (round " << round
+                                  << ")";
+  }
+  const int status = worker.Terminate(std::chrono::seconds(1));
+  ASSERT_NE(status, -1) << "still running 1 s after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 }  // namespace
