@@ -138,6 +138,7 @@ absl::StatusOr<std::string> Engine::Submit(Submission submission) {
   if (broken_) {
     return absl::UnavailableError(absl::StrCat("no replica is ready: ", broken_reason_));
   }
+  if (!accepting_) return absl::UnavailableError("server shutting down");
   live->id = next_id_++;
   live->request_id = req.request_id().empty() ? assigned : req.request_id();
   // Ids are per owner: a caller can neither see nor collide with another caller's ids.
@@ -273,9 +274,14 @@ void Engine::Loop() {
         Terminate(live,
                   absl::CancelledError(absl::StrCat("request ", live.request_id, " was cancelled")),
                   v1::FINISH_REASON_CANCELLED);
+      } else if (end_all_) {
+        Terminate(live, *end_all_, v1::FINISH_REASON_UNSPECIFIED);
       }
     }
     if (broken_) {
+      // Broken by Fail while plans were in flight: they will never be answered.
+      in_flight_.clear();
+      in_flight_sent_.clear();
       while (!live_.empty()) {
         Terminate(*live_.begin()->second,
                   absl::UnavailableError(absl::StrCat("a worker failed: ", broken_reason_)),
@@ -358,13 +364,35 @@ void Engine::Loop() {
 }
 
 void Engine::Break(absl::string_view reason) {
-  broken_ = true;
-  broken_reason_ = std::string(reason);
-  TANDEM_LOG(ERROR) << "a step failed, the replica is broken: " << reason;
+  MarkBroken(reason);
   // Plans still in flight will never be answered.
   in_flight_.clear();
   in_flight_sent_.clear();
+}
+
+void Engine::MarkBroken(absl::string_view reason) {
+  if (broken_) return;
+  broken_reason_ = std::string(reason);
+  broken_ = true;
+  TANDEM_LOG(ERROR) << "the replica is broken: " << reason;
   if (on_broken_) on_broken_();
+}
+
+void Engine::StopAccepting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  accepting_ = false;
+}
+
+void Engine::EndAll(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  end_all_ = std::move(status);
+  cv_.notify_all();
+}
+
+void Engine::Fail(absl::string_view reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  MarkBroken(reason);
+  cv_.notify_all();
 }
 
 wv1::StepRequest Engine::BuildRequest(const StepPlan& plan) {

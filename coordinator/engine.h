@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -107,8 +108,20 @@ class Engine {
   SchedulerStats Stats() const;
   const EngineOptions& options() const { return options_; }
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
-  // Called once when the engine breaks (from the engine thread).
+  // Called once when the engine breaks (from the engine thread, or from the thread that called
+  // Fail), with the engine's lock held: it must not call back into the engine.
   void SetOnBroken(std::function<void()> fn);
+  // Breaks the engine from any thread: a failure detector (worker/local_cluster.h) saw a worker
+  // die or freeze. Health turns NOT_SERVING at once (on_broken), new Submits get UNAVAILABLE, and
+  // the engine thread ends every live request UNAVAILABLE as soon as it is not waiting for a step
+  // (the executor must fail a step in flight on its own). Idempotent: the first reason stays.
+  void Fail(absl::string_view reason);
+  // Graceful drain (SIGTERM): from now on Submit answers UNAVAILABLE "server shutting down"; live
+  // requests run on. Thread-safe.
+  void StopAccepting();
+  // Ends every live request with `status` at the start of the next step (a step in flight is
+  // awaited first). Thread-safe.
+  void EndAll(absl::Status status);
 
  private:
   struct Live;
@@ -117,6 +130,7 @@ class Engine {
   void OnToken(Live& live, int32_t token, const ::tandem::worker::v1::SequenceResult& result);
   ::tandem::worker::v1::StepRequest BuildRequest(const StepPlan& plan);
   void Break(absl::string_view reason);
+  void MarkBroken(absl::string_view reason);  // under mu_; idempotent
 
   EngineOptions options_;
   std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
@@ -136,6 +150,8 @@ class Engine {
   std::string broken_reason_;
   std::function<void()> on_broken_;
   bool stop_ = false;
+  bool accepting_ = true;                // under mu_
+  std::optional<absl::Status> end_all_;  // under mu_
   std::thread thread_;
 };
 

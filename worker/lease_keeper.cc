@@ -1,5 +1,6 @@
 #include "worker/lease_keeper.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
@@ -10,10 +11,12 @@ namespace tandem::worker {
 namespace pb = ::tandem::worker::v1;
 
 LeaseKeeper::LeaseKeeper(std::vector<pb::Worker::Stub*> stubs, auth::GroupCredentials credentials,
-                         absl::Duration period, OnFailure on_failure)
+                         absl::Duration period, OnFailure on_failure, absl::Duration call_timeout)
     : stubs_(std::move(stubs)),
       credentials_(std::move(credentials)),
       period_(period),
+      call_timeout_(call_timeout > absl::ZeroDuration() ? call_timeout : period),
+      started_(absl::Now()),
       on_failure_(std::move(on_failure)),
       last_renewed_(stubs_.size(), absl::InfinitePast()) {
   thread_ = std::thread([this] { Loop(); });
@@ -51,7 +54,7 @@ void LeaseKeeper::Loop() {
   }
 }
 
-// One Health call per rank, all in flight at once (callback API), each bounded by the period.
+// One Health call per rank, all in flight at once (callback API), each bounded by call_timeout_.
 void LeaseKeeper::Beat() {
   const int n = static_cast<int>(stubs_.size());
   struct Call {
@@ -67,7 +70,7 @@ void LeaseKeeper::Beat() {
   for (int r = 0; r < n; ++r) {
     calls[r] = std::make_unique<Call>();
     Call* c = calls[r].get();
-    c->context.set_deadline(absl::ToChronoTime(absl::Now() + period_));
+    c->context.set_deadline(absl::ToChronoTime(absl::Now() + call_timeout_));
     credentials_.AttachTo(&c->context);
     stubs_[r]->async()->Health(&c->context, &c->request, &c->response,
                                [c, &done_mu, &remaining](grpc::Status s) {
@@ -91,8 +94,15 @@ void LeaseKeeper::Beat() {
       continue;
     }
     if (on_failure_) {
-      on_failure_(r, absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                                  absl::StrCat("heartbeat: ", s.error_message())));
+      absl::Time since;
+      {
+        absl::MutexLock lock(&mu_);
+        since = std::max(started_, last_renewed_[r]);
+      }
+      on_failure_(r,
+                  absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                               absl::StrCat("heartbeat: ", s.error_message())),
+                  now - since);
     }
   }
 }

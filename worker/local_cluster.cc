@@ -1,5 +1,6 @@
 #include "worker/local_cluster.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -59,6 +60,19 @@ struct LocalCluster::Impl {
   std::unique_ptr<LeaseKeeper> lease_keeper;
   std::vector<bool> reaped;
   std::vector<std::string> exit_reason;
+  absl::Status detected;                                // under mu: a rank declared dead
+  std::function<void(const absl::Status&)> on_failure;  // under mu
+
+  // Records the first failure, wakes Await and runs the callback (under mu, so
+  // SetOnFailure(nullptr) waits for it).
+  void Detect(absl::Status failure) {
+    absl::MutexLock lock(&mu);
+    if (!detected.ok()) return;
+    TANDEM_LOG(ERROR) << failure;
+    detected = std::move(failure);
+    cv.SignalAll();
+    if (on_failure) on_failure(detected);
+  }
 };
 
 namespace {
@@ -72,6 +86,18 @@ std::string DescribeExit(int status) {
   if (WIFSIGNALED(status)) return absl::StrCat("was killed by signal ", WTERMSIG(status));
   if (WIFEXITED(status)) return absl::StrCat("exited with code ", WEXITSTATUS(status));
   return "ended";
+}
+
+// Whether local process `pid` has exited, without reaping it (the engine thread reaps); "" while it
+// runs, else how it ended.
+std::string ExitedWithoutReaping(pid_t pid) {
+  siginfo_t info{};
+  if (waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    return errno == ECHILD ? "exited" : "";
+  }
+  if (info.si_pid != pid) return "";
+  if (info.si_code == CLD_EXITED) return absl::StrCat("exited with code ", info.si_status);
+  return absl::StrCat("was killed by signal ", info.si_status);
 }
 
 std::string LogTail(const fs::path& path) {
@@ -259,24 +285,40 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
 
   RETURN_IF_ERROR(cluster->ClaimAll(deadline));
   {
-    // Heartbeat every lease TTL / 4 (the shortest any rank has) for as long as the cluster lives.
+    // Heartbeat every min(heartbeat_period, lease TTL / 4) (the shortest TTL any rank has) for as
+    // long as the cluster lives; it is also the failure detector.
     int64_t ttl_ms = INT64_MAX;
     for (const pb::InfoResponse& info : cluster->infos_) {
       if (info.lease_ttl_ms() > 0) ttl_ms = std::min(ttl_ms, info.lease_ttl_ms());
     }
     if (ttl_ms == INT64_MAX) ttl_ms = absl::ToInt64Milliseconds(options.lease_ttl);
+    const absl::Duration period = std::max(
+        absl::Milliseconds(10), std::min(options.heartbeat_period, absl::Milliseconds(ttl_ms / 4)));
     std::vector<pb::Worker::Stub*> stubs;
     for (auto& s : impl.stubs) stubs.push_back(s.get());
     auto failing = std::make_shared<std::vector<bool>>(world, false);
     impl.lease_keeper = std::make_unique<LeaseKeeper>(
-        std::move(stubs), cluster->credentials_,
-        absl::Milliseconds(std::max<int64_t>(ttl_ms / 4, 10)),
-        [failing](int rank, const absl::Status& status) {
+        std::move(stubs), cluster->credentials_, period,
+        [failing, impl = &impl, pids = cluster->pids_, liveness = options.liveness_timeout](
+            int rank, const absl::Status& status, absl::Duration silent) {
           if (!(*failing)[rank]) {
             TANDEM_LOG(WARNING) << "worker rank " << rank << ": " << status;
             (*failing)[rank] = true;
           }
-        });
+          const std::string exited =
+              rank < static_cast<int>(pids.size()) ? ExitedWithoutReaping(pids[rank]) : "";
+          if (!exited.empty()) {
+            impl->Detect(
+                absl::UnavailableError(absl::StrCat("worker rank ", rank, " (pid ", pids[rank],
+                                                    ") ", exited, " (", status.message(), ")")));
+          } else if (silent >= liveness) {
+            impl->Detect(absl::UnavailableError(
+                absl::StrCat("worker rank ", rank, " did not answer heartbeats for ",
+                             absl::FormatDuration(silent), " (liveness timeout ",
+                             absl::FormatDuration(liveness), "): ", status.message())));
+          }
+        },
+        options.heartbeat_timeout);
   }
 
   // Load every rank at once: they rendezvous with each other.
@@ -395,6 +437,10 @@ int LocalCluster::in_flight() const { return static_cast<int>(impl_->in_flight.s
 absl::Status LocalCluster::Submit(pb::StepRequest request) {
   if (failed_) return absl::FailedPreconditionError("the cluster failed earlier");
   Impl& impl = *impl_;
+  if (absl::Status dead = detected_failure(); !dead.ok()) {
+    failed_ = true;
+    return dead;
+  }
   const int world = world_size();
   if (impl.streams.empty()) {
     for (int r = 0; r < world; ++r) {
@@ -450,6 +496,7 @@ absl::StatusOr<pb::StepResponse> LocalCluster::Await() {
     bool all = true;
     {
       absl::MutexLock lock(&impl.mu);
+      if (failure.ok()) failure = impl.detected;
       if (failure.ok()) failure = first_error();
       for (int r = 0; r < world; ++r) all = all && !impl.streams[r]->answers.empty();
       if (failure.ok() && !all) {
@@ -469,7 +516,8 @@ absl::StatusOr<pb::StepResponse> LocalCluster::Await() {
   if (!failure.ok()) {
     // Peers of a dead rank usually report first; the root cause is the dead rank, so look for one
     // for up to 300 ms before blaming the rank that answered (not for a rejected plan).
-    if (failure.code() != absl::StatusCode::kInvalidArgument) {
+    // The heartbeat's verdict is final (a frozen rank never reports), so no waiting then.
+    if (failure.code() != absl::StatusCode::kInvalidArgument && detected_failure().ok()) {
       for (int i = 0; i < 60; ++i) {
         absl::Status death = ReapDead(step.step_id);
         if (!death.ok()) {
@@ -506,6 +554,18 @@ absl::StatusOr<pb::StepResponse> LocalCluster::Await() {
     }
   }
   return std::move(answers[answering_rank_]);
+}
+
+void LocalCluster::SetOnFailure(std::function<void(const absl::Status&)> fn) {
+  Impl& impl = *impl_;
+  absl::MutexLock lock(&impl.mu);
+  impl.on_failure = std::move(fn);
+  if (!impl.detected.ok() && impl.on_failure) impl.on_failure(impl.detected);
+}
+
+absl::Status LocalCluster::detected_failure() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->detected;
 }
 
 void LocalCluster::CloseStreams() {
@@ -552,7 +612,9 @@ void LocalCluster::Teardown() {
   CloseStreams();
   Impl& impl = *impl_;
   if (impl.lease_keeper) impl.lease_keeper->Stop();
-  for (size_t r = 0; r < impl.stubs.size(); ++r) {
+  // Only local workers are asked to exit: a remote worker outlives its coordinator (its lease
+  // lapses and it waits for the next one), so an orchestrator does not restart it in a loop.
+  for (size_t r = 0; r < impl.stubs.size() && local(); ++r) {
     if (r < impl.reaped.size() && impl.reaped[r]) continue;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));

@@ -12,18 +12,27 @@
 // rank 0 of the last stage to the oldest plan; Step is Submit + Await. While waiting it watches the
 // processes: a rank that exits fails the step within ~100 ms with an error naming the rank, its pid
 // and how it ended; any rank's error status fails it naming that rank; step_timeout bounds it.
-// After a failure the cluster is unusable. The destructor asks the workers to shut down, then
-// SIGKILLs the process group and reaps every child, so nothing is left behind. Not thread-safe.
+// After a failure the cluster is unusable. The destructor asks local workers to shut down, then
+// SIGKILLs the process group and reaps every child, so nothing is left behind; remote workers are
+// left running (they wait for the next coordinator). Not thread-safe.
 //
 // Group identity (DESIGN.md §8): every call carries `credentials()` (the group secret, this
 // coordinator's random id and its epoch). Local workers get a freshly generated secret through
 // their environment (TANDEM_GROUP_SECRET, never argv); remote workers must have been started with
 // options.group_secret. Start claims every rank with epoch = 1 + the largest epoch any of them
 // reports (waiting, within start_timeout, while another coordinator's lease is alive), keeps the
-// leases alive with a LeaseKeeper (Health every lease TTL / 4), and only then Loads.
+// leases alive with a LeaseKeeper, and only then Loads.
+//
+// Liveness (issue 12): the LeaseKeeper calls Health on every rank every min(heartbeat_period,
+// lease TTL / 4), each call bounded by heartbeat_timeout, idle or busy. A rank is declared dead
+// when a beat fails and its local process has exited, or when it has not answered for
+// liveness_timeout (frozen, unreachable, taken over). Then, once, from the heartbeat thread: the
+// cluster fails (a step in flight in Await fails within ~5 ms, later Submits fail) and the
+// callback given to SetOnFailure runs, so the coordinator turns NOT_SERVING with no step sent.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +74,10 @@ struct LocalClusterOptions {
   // mTLS to remote workers (CA that signed the workers' certificates, this coordinator's
   // certificate and key); empty = plaintext.
   auth::TlsFiles worker_tls;
+  // Failure detection (see the class comment).
+  absl::Duration heartbeat_period = absl::Milliseconds(200);
+  absl::Duration heartbeat_timeout = absl::Milliseconds(400);
+  absl::Duration liveness_timeout = absl::Milliseconds(1200);
   // Local workers serve Prometheus /metrics on 127.0.0.1:<base + rank> (0: each a free port,
   // written in its log); -1: off.
   int worker_metrics_port_base = -1;
@@ -83,6 +96,12 @@ class LocalCluster {
   // The answer to the oldest plan in flight (FAILED_PRECONDITION when none is).
   [[nodiscard]] absl::StatusOr<::tandem::worker::v1::StepResponse> Await();
   int in_flight() const;
+  // Runs `fn(reason)` once when a rank is declared dead (see the class comment), on the heartbeat
+  // thread; at once if one already was. Thread-safe; SetOnFailure(nullptr) before whatever `fn`
+  // uses goes away (after it returns, `fn` is not running and will not run).
+  void SetOnFailure(std::function<void(const absl::Status&)> fn);
+  // OK, or why a rank was declared dead.
+  absl::Status detected_failure() const;
   [[nodiscard]] absl::Status Release(const std::vector<int32_t>& slots);
 
   int world_size() const { return world_; }

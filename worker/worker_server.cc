@@ -273,6 +273,14 @@ absl::Status RunWorkerServer(const WorkerServerOptions& options) {
                                                    absl::ToInt64Milliseconds(options.lease_ttl),
                                                    " is below the minimum of 100"));
   }
+  // SIGTERM and SIGINT end the worker cleanly with status 0, also as PID 1 in a container (which
+  // has no default action for them): blocked here, before the gRPC server starts its threads, and
+  // taken by sigtimedwait in the loop below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (options.tls.any()) {
     if (options.tls.ca.empty()) {
@@ -312,7 +320,12 @@ absl::Status RunWorkerServer(const WorkerServerOptions& options) {
       TANDEM_LOG(WARNING) << "parent " << options.parent_pid << " is gone; exiting";
       break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const timespec tick = {0, 50 * 1000 * 1000};
+    const int sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig > 0) {
+      TANDEM_LOG(INFO) << "signal " << sig << ", shutting down";
+      break;
+    }
   }
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return absl::OkStatus();

@@ -2,7 +2,10 @@
 //
 // RunWorkerServer listens on `listen` ("127.0.0.1:0" picks a free port), writes the bound port to
 // `port_file` when given (written to a temporary name and renamed, so a reader never sees a
-// partial file) and serves until a Shutdown call or until `parent_pid` (when > 0) is gone.
+// partial file) and serves until a Shutdown call, SIGTERM or SIGINT (blocked in the calling
+// thread, so call it before starting other threads; it returns OK, so the process exits 0, also
+// as PID 1), or until `parent_pid` (when > 0) is gone. A worker without a parent never exits
+// because a coordinator went away: the lease lapses and it waits for the next one.
 // Load builds the executor (joins the TP/PP groups, loads this rank's slice); Step and StepStream
 // run plans one at a time. Errors become gRPC statuses with the same code and message.
 // Thread-safe: gRPC threads call the service; one step runs at a time.

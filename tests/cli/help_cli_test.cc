@@ -53,6 +53,7 @@ TEST(HelpCliTest, ServeListsEveryFlagWithItsDefault) {
                                       "workers",
                                       "rendezvous-host",
                                       "start-timeout",
+                                      "drain-timeout",
                                       "metrics-port",
                                       "worker-metrics-port-base",
                                       "log-format",

@@ -99,6 +99,21 @@ class ServeProcess {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
   pid_t pid() const { return pid_; }
+  // Waits up to `limit` for the server to exit by itself and reaps it: its waitpid status, or -1
+  // if it is still running.
+  int WaitExit(std::chrono::milliseconds limit) {
+    const auto until = Clock::now() + limit;
+    int status = 0;
+    while (pid_ > 0) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = 0;
+        return status;
+      }
+      if (Clock::now() > until) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
   // Pids whose parent is the server (the workers).
   std::vector<pid_t> Children() const {
     std::vector<pid_t> out;

@@ -62,7 +62,7 @@ TEST(LeaseKeeperTest, RenewsAndReportsFailedBeats) {
   std::atomic<int> failures{0};
   {
     LeaseKeeper keeper({stub.get()}, (*cluster)->credentials(), absl::Milliseconds(20),
-                       [&](int, const absl::Status&) { ++failures; });
+                       [&](int, const absl::Status&, absl::Duration) { ++failures; });
     for (int i = 0; i < 500 && keeper.beats() < 3; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -77,7 +77,7 @@ TEST(LeaseKeeperTest, RenewsAndReportsFailedBeats) {
   absl::Mutex mu;
   {
     LeaseKeeper keeper({stub.get()}, stale, absl::Milliseconds(20),
-                       [&](int rank, const absl::Status& s) {
+                       [&](int rank, const absl::Status& s, absl::Duration) {
                          EXPECT_EQ(rank, 0);
                          absl::MutexLock lock(&mu);
                          last = s;

@@ -33,6 +33,7 @@ constexpr IntFlag kServeIntFlags[] = {
     {"max-receive-bytes", 1024, INT32_MAX, "bytes of one request message"},
     {"micro-batches", 1, 64, "step plans in flight at once"},
     {"start-timeout", 1, 24 * 3600, "seconds to wait for the workers"},
+    {"drain-timeout", 0, 24 * 3600, "seconds requests in flight may run on after SIGTERM"},
 };
 
 absl::Status CheckRange(const Args& args, const IntFlag& flag) {

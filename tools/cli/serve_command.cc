@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "auth/group_identity.h"
 #include "coordinator/api_keys.h"
 #include "coordinator/coordinator_metrics.h"
@@ -19,6 +20,7 @@
 #include "coordinator/service.h"
 #include "core/status.h"
 #include "core/tiny_model.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "metrics/http_exporter.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/cli/command.h"
@@ -79,6 +81,7 @@ absl::Status Run(const Args& args) {
       {"model", "tp", "pp", "port", "host", "slots", "blocks", "block-size", "max-tokens-per-step",
        "max-queued-requests", "max-queued-prompt-tokens", "max-new-tokens", "max-receive-bytes",
        "collective", "micro-batches", "workers", "rendezvous-host", "start-timeout",
+       "drain-timeout",
        // Security (docs/serving.md, "Security").
        "tls-cert", "tls-key", "tls-client-ca", "api-keys-file", "group-secret-file",
        "worker-tls-cert", "worker-tls-key", "worker-tls-ca", "lease-ttl-ms",
@@ -129,6 +132,7 @@ absl::Status Run(const Args& args) {
   if (start_timeout < 1)
     return absl::InvalidArgumentError("--start-timeout must be >= 1 (seconds)");
   copts.start_timeout = absl::Seconds(start_timeout);
+  ASSIGN_OR_RETURN(const int64_t drain_timeout, args.GetInt("drain-timeout", 30));
   // Workers on other hosts: `tandem worker --listen 0.0.0.0:PORT` on each, joined by address in
   // rank order. They reach this process's rendezvous store at --rendezvous-host.
   if (auto w = args.Get("workers")) {
@@ -241,6 +245,9 @@ absl::Status Run(const Args& args) {
   const std::string address = absl::StrCat(args.GetOr("host", "127.0.0.1"), ":", port);
   ASSIGN_OR_RETURN(auto server, coordinator::StartServer(engine.get(), desc, address, max_receive,
                                                          security, &registry));
+  // A worker that dies or freezes breaks the engine (health NOT_SERVING) with no step sent.
+  cluster->SetOnFailure(
+      [e = engine.get()](const absl::Status& failure) { e->Fail(failure.ToString()); });
   cmetrics.AttachEngine(engine.get());
   cmetrics.SetReplicaState(coordinator::ReplicaState::kReady);
   std::printf(
@@ -268,9 +275,32 @@ absl::Status Run(const Args& args) {
                    std::string(n.status().message()).c_str());
     }
   }
-  std::fprintf(stderr, "tandem serve: signal %d, shutting down\n", sig);
+  // Graceful drain: NOT_SERVING at once, new requests refused ("server shutting down"), requests
+  // in flight run to completion within --drain-timeout, the rest end UNAVAILABLE.
+  std::fprintf(stderr, "tandem serve: signal %d, draining (up to %lld s)\n", sig,
+               static_cast<long long>(drain_timeout));
+  if (::grpc::HealthCheckServiceInterface* health = server->server->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+    health->SetServingStatus("tandem.v1.Tandem", false);
+  }
+  engine->StopAccepting();
+  const auto wait_idle = [&engine](absl::Time until) {
+    while (engine->Ledger().live > 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
+    return engine->Ledger().live;
+  };
+  if (const int64_t left = wait_idle(absl::Now() + absl::Seconds(drain_timeout)); left > 0) {
+    std::fprintf(stderr, "tandem serve: %lld requests still running after %lld s, ending them\n",
+                 static_cast<long long>(left), static_cast<long long>(drain_timeout));
+    engine->EndAll(absl::UnavailableError(absl::StrCat(
+        "server shutting down: the request was still running after the drain timeout of ",
+        drain_timeout, " s")));
+    (void)wait_idle(absl::Now() + absl::Seconds(10));  // after the step in flight
+  }
+  std::fprintf(stderr, "tandem serve: shutting down\n");
+  // The streams have ended; their last messages go out before the server stops.
   server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  metrics_server.reset();  // its collectors read the engine
+  cluster->SetOnFailure(nullptr);  // the engine goes first
+  metrics_server.reset();          // its collectors read the engine
   engine.reset();
   server.reset();
   cluster.reset();
@@ -302,6 +332,8 @@ const char kUsage[] =
     "  --rendezvous-host H   address of this machine the --workers reach (default --host)\n"
     "  --start-timeout S     seconds for the workers to start and load, and to wait for a previous\n"
     "                        coordinator's lease on them to lapse (default 60)\n"
+    "  --drain-timeout S     on SIGTERM/SIGINT: seconds requests in flight may run on before they\n"
+    "                        end UNAVAILABLE (default 30; docs/serving.md, \"Failures and shutdown\")\n"
     "\nSecurity (docs/serving.md, \"Security\"):\n"
     "  --tls-cert PEM, --tls-key PEM  serve the API over TLS (default: plaintext)\n"
     "  --tls-client-ca PEM   with TLS: require client certificates signed by this CA (default off)\n"

@@ -79,7 +79,9 @@ TANDEM_COMMAND(kName, "run one worker process (gRPC tandem.worker.v1)",
                "                        mTLS: only coordinators with a certificate signed by "
                "--tls-ca connect (default off)\n\n"
                "A coordinator owns the worker while it renews its lease; another one is refused "
-               "until the lease lapses. See docs/serving.md, \"Security\".",
+               "until the lease lapses. See docs/serving.md, \"Security\". Without --parent-pid "
+               "the worker outlives its coordinator and waits for the next one; SIGTERM or SIGINT "
+               "end it with status 0 (also as PID 1 in a container).",
                {}, [](const Args& args) {
                  absl::Status s = Run(args);
                  return s.ok() ? 0 : Fail(kName, s);
