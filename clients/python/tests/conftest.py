@@ -78,8 +78,20 @@ def start_serve(*extra):
                  "--blocks", "256", *extra])
 
 
-def start_gateway(server, *extra):
-    return Proc([sys.executable, "-m", "tandem_client.gateway", "--server", server, "--port", "0", *extra])
+# The chat template the gateway fixtures use (the tiny test model has none of its own).
+TEST_CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}\n{% endfor %}"
+                      "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+
+
+def start_gateway(server, *extra, chat_template=True):
+    """The gateway for `server`; with chat_template (unless extra names one), TEST_CHAT_TEMPLATE."""
+    args = [sys.executable, "-m", "tandem_client.gateway", "--server", server, "--port", "0", *extra]
+    if chat_template and "--chat-template" not in extra:
+        fd, path = tempfile.mkstemp(suffix=".jinja")
+        with os.fdopen(fd, "w") as f:
+            f.write(TEST_CHAT_TEMPLATE)
+        args += ["--chat-template", path]
+    return Proc(args)
 
 
 def free_port():

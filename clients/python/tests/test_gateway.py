@@ -250,3 +250,16 @@ def test_gateway_api_key_is_the_fallback(keyed_server, keyed_gateway):
         assert status == 401
     finally:
         g.stop()
+
+
+def test_chat_without_a_chat_template_is_a_400_saying_so(server):
+    from conftest import start_gateway
+    g = start_gateway(server.address, chat_template=False)
+    try:
+        c = oai(g)
+        with pytest.raises(openai.BadRequestError) as e:
+            c.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}], max_tokens=2)
+        assert "no chat template" in e.value.message and "--chat-template" in e.value.message
+        assert c.completions.create(model="m", prompt="Hi", max_tokens=2).choices[0].text is not None
+    finally:
+        g.stop()

@@ -36,8 +36,6 @@ ERROR_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "p
 
 # Chat messages become one prompt with this template when no --chat-template is given (the gateway
 # cannot read the server's checkpoint, and the tiny test model has no chat template): every message as "<|role|>\ncontent\n", then "<|assistant|>\n".
-DEFAULT_CHAT_TEMPLATE = "<|{role}|>\n{content}\n"
-ASSISTANT_PREFIX = "<|assistant|>\n"
 
 # OpenAI parameters that are accepted and ignored (they change nothing in the output).
 IGNORED = {"model", "user", "stream", "stream_options", "n", "max_tokens", "max_completion_tokens",
@@ -172,13 +170,16 @@ def chat_messages(messages):
 
 
 class ChatTemplate:
-    """A Hugging Face chat template (Jinja, rendered in a sandbox as transformers does) or, without
-    one, DEFAULT_CHAT_TEMPLATE. source: a template file, a tokenizer_config.json, or a checkpoint
-    directory holding one (its "chat_template", "bos_token" and "eos_token")."""
+    """A Hugging Face chat template (Jinja, rendered in a sandbox as transformers does). source: a
+    template file, a tokenizer_config.json, or a checkpoint directory holding one (its
+    "chat_template", "bos_token" and "eos_token"). Without one (no source, or a checkpoint whose
+    tokenizer_config.json has no template) every chat request is a 400 saying so."""
 
     def __init__(self, source=None):
         self.template = None
         self.special = {"bos_token": "", "eos_token": ""}
+        self.missing = ("the model has no chat template: start tandem-openai with --chat-template "
+                        "(a template file, a tokenizer_config.json or the checkpoint directory)")
         if source is None:
             return
         path = source
@@ -192,7 +193,8 @@ class ChatTemplate:
             if isinstance(text, list):  # named templates: the "default" one
                 text = next((t["template"] for t in text if t.get("name") == "default"), None)
             if not isinstance(text, str):
-                raise SystemExit(f"tandem-openai: {path} has no chat_template")
+                self.missing = f"the model has no chat template ({path} has no chat_template)"
+                return
             for k in self.special:
                 v = cfg.get(k)
                 self.special[k] = v.get("content", "") if isinstance(v, dict) else (v or "")
@@ -211,8 +213,7 @@ class ChatTemplate:
     def render(self, messages):
         messages = chat_messages(messages)
         if self.template is None:
-            return "".join(DEFAULT_CHAT_TEMPLATE.format(role=m["role"], content=m["content"])
-                           for m in messages) + ASSISTANT_PREFIX
+            raise BadRequest(self.missing, "messages")
         try:
             return self.template.render(messages=messages, add_generation_prompt=True, **self.special)
         except BadRequest:
