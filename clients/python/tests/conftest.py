@@ -87,11 +87,20 @@ def start_gateway(server, *extra, chat_template=True):
     """The gateway for `server`; with chat_template (unless extra names one), TEST_CHAT_TEMPLATE."""
     args = [sys.executable, "-m", "tandem_client.gateway", "--server", server, "--port", "0", *extra]
     if chat_template and "--chat-template" not in extra:
-        fd, path = tempfile.mkstemp(suffix=".jinja")
-        with os.fdopen(fd, "w") as f:
-            f.write(TEST_CHAT_TEMPLATE)
-        args += ["--chat-template", path]
+        args += ["--chat-template", _test_chat_template_file()]
     return Proc(args)
+
+
+_template_dir = None
+
+
+def _test_chat_template_file():
+    global _template_dir
+    if _template_dir is None:
+        _template_dir = tempfile.TemporaryDirectory(prefix="tandem-gateway-test-")
+        with open(os.path.join(_template_dir.name, "chat.jinja"), "w") as f:
+            f.write(TEST_CHAT_TEMPLATE)
+    return os.path.join(_template_dir.name, "chat.jinja")
 
 
 def free_port():
