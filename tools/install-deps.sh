@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev libpcre2-dev libopenblas-dev
   libicu-dev libcpp-httplib-dev
   clang libclang-rt-14-dev
+  tini iproute2  # deploy: PID 1 of the containers; tests/deploy runs a group in a network namespace
 )
 
 missing=()

@@ -25,3 +25,4 @@ ctest --test-dir build --output-on-failure -j "$jobs" --timeout 600
 
 echo "== Python client and OpenAI gateway (clients/python, against build/bin/tandem)"
 TANDEM_BIN="$PWD/build/bin/tandem" bash clients/python/test.sh
+echo "== deployment (tests/deploy: manifests rendered and checked, a group run from the install tree)" && bash tests/deploy/run.sh

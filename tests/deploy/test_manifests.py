@@ -179,3 +179,16 @@ def test_checkov_policy(tmp_path):
               for r in reports for c in r["results"].get("failed_checks", [])]
     assert failed == [], "\n".join(failed)
     assert summary["passed"] > 100 * files // 10, summary
+
+
+def test_statefulset_pods_are_the_leader_worker_set_pods():
+    """statefulset/statefulsets.yaml was generated from lws/leaderworkerset.yaml: the pod templates
+    must stay the same but for the StatefulSet's naming variables."""
+    lws = render.one(render.render("lws"), "LeaderWorkerSet")["spec"]["leaderWorkerTemplate"]
+    docs = render.render("statefulset")
+    for name, template in [("tandem-leader", lws["leaderTemplate"]), ("tandem-worker", lws["workerTemplate"])]:
+        sts = render.one(docs, "StatefulSet", name)["spec"]["template"]
+        for c in sts["spec"]["containers"]:
+            c["env"] = [e for e in c["env"] if e["name"] not in
+                        ("POD_NAME", "TANDEM_WORKERS_STATEFULSET", "TANDEM_WORKERS_SERVICE")]
+        assert sts == template, name
