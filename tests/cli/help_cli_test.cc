@@ -61,8 +61,8 @@ TEST(HelpCliTest, ServeListsEveryFlagWithItsDefault) {
 }
 
 TEST(HelpCliTest, WorkerListsEveryFlagWithItsDefault) {
-  ExpectEveryFlagDocumented(
-      "worker", {"listen", "port-file", "parent-pid", "metrics-port", "threads", "log-format"});
+  ExpectEveryFlagDocumented("worker", {"listen", "port-file", "parent-pid", "metrics-port",
+                                       "threads", "log-format", "local-ranks"});
 }
 
 TEST(HelpCliTest, ModelCommandsListEveryFlagWithItsDefault) {
