@@ -22,6 +22,8 @@ namespace v1 = ::tandem::v1;
 
 namespace {
 
+constexpr size_t kMaxLoggedRequestIdBytes = 256;
+
 // The access-log line of a generation refused before the engine admitted it (`request` null when
 // it could not be parsed).
 void ReportRefused(const Engine& engine, const char* method_name,
@@ -30,7 +32,14 @@ void ReportRefused(const Engine& engine, const char* method_name,
   EngineObserver* observer = engine.options().observer;
   if (observer == nullptr) return;
   const std::string method = method_name;
-  const std::string request_id = request != nullptr ? request->request_id() : std::string();
+  // A refused request's id was not validated (and its caller maybe not authenticated): at most
+  // the 256 bytes a valid one may have, cut at a UTF-8 character boundary.
+  std::string request_id = request != nullptr ? request->request_id() : std::string();
+  if (request_id.size() > kMaxLoggedRequestIdBytes) {
+    size_t end = kMaxLoggedRequestIdBytes;
+    while (end > 0 && (static_cast<unsigned char>(request_id[end]) & 0xC0) == 0x80) --end;
+    request_id.resize(end);
+  }
   observer->OnRefused({method, request_id, trace_id, request, status});
 }
 

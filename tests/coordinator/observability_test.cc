@@ -212,7 +212,7 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
   EXPECT_EQ(before.types.at("tandem_time_to_first_token_seconds"), "histogram");
   EXPECT_EQ(before.types.at("tandem_generation_tokens_total"), "counter");
 
-  // The workload: 3 streams + 1 unary with tokens, 1 invalid unary, 1 unparsable unary, 1 stream
+  // The workload: 3 streams + 1 unary with tokens, 2 invalid unaries, 1 unparsable unary, 1 stream
   // refused for a full queue, 1 Tokenize.
   const std::vector<std::pair<int, int>> shapes = {{5, 4}, {7, 6}, {9, 8}, {3, 2}};
   const std::string sent_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -253,6 +253,16 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
     EXPECT_EQ(stub->Generate(&ctx, req, &resp).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
   }
   const std::string unparsed_trace = "6cf92f3577b34da6a3ce929d0e0e4738";
+  std::string long_id;  // 600 bytes, over the 256-byte limit
+  for (int i = 0; i < 300; ++i) long_id += "\xc3\xa9";
+  {
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(Clock::now() + std::chrono::seconds(10));
+    v1::GenerateRequest req = Tokens(3, 2);
+    req.set_request_id(long_id);
+    v1::GenerateResponse resp;
+    EXPECT_EQ(stub->Generate(&ctx, req, &resp).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  }
   {
     // A request that cannot be parsed: `text` (field 1) is not UTF-8.
     ::grpc::GenericStub generic(channel);
@@ -295,7 +305,7 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
   }
   EXPECT_EQ(delta(kStream), 3);
   EXPECT_EQ(delta(kGenerate), 1);
-  EXPECT_EQ(delta(kGenerateBad), 2);
+  EXPECT_EQ(delta(kGenerateBad), 3);
   EXPECT_EQ(delta(kStreamFull), 1);
   EXPECT_EQ(delta(kTokenize), 1);
   EXPECT_EQ(delta(kFinishedLength), 4);
@@ -392,7 +402,11 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
   EXPECT_TRUE(saw_sent_trace) << log;
 
   // One access line per refused request: status, reason, trace id; no prompt.
-  ASSERT_EQ(refused.size(), 3u) << log;
+  ASSERT_EQ(refused.size(), 4u) << log;
+  // An id over the limit is logged cut to 256 bytes, at a character boundary.
+  const nlohmann::json& long_one = refused[long_id.substr(0, 256)];
+  EXPECT_EQ(long_one.value("status", ""), "INVALID_ARGUMENT") << long_one;
+  EXPECT_NE(long_one.value("error", "").find("request_id"), std::string::npos) << long_one;
   const nlohmann::json& unparsed = refused[""];
   EXPECT_EQ(unparsed.value("method", ""), "Generate") << unparsed;
   EXPECT_EQ(unparsed.value("status", ""), "INVALID_ARGUMENT") << unparsed;
