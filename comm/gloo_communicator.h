@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -47,6 +48,11 @@ struct GlooOptions {
 
 class GlooCommunicator final : public Communicator {
  public:
+  // AllReduceSum exchanges whole buffers (one round of messages, sums in rank order) for two
+  // ranks, and for more ranks up to this many bytes; larger buffers among more ranks take Gloo's
+  // ring all-reduce.
+  static constexpr size_t kExchangeMaxBytes = 256 << 10;
+
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<GlooCommunicator>> Create(
       const GlooOptions& options);
   ~GlooCommunicator() override;
@@ -74,6 +80,7 @@ class GlooCommunicator final : public Communicator {
   std::shared_ptr<gloo::Context> context_ ABSL_GUARDED_BY(mu_);
   uint32_t next_tag_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
+  std::vector<float> scratch_ ABSL_GUARDED_BY(mu_);  // every rank's contribution, [size, n]
 };
 
 }  // namespace tandem::comm

@@ -32,6 +32,14 @@ std::string FinishReasonName(v1::FinishReason r) {
 
 std::string Seconds(int64_t us) { return absl::StrCat(static_cast<double>(us) / 1e6); }
 
+void AppendPrompt(const v1::GenerateRequest& request, std::vector<core::LogField>* fields) {
+  if (request.input_case() == v1::GenerateRequest::kText) {
+    fields->push_back({"prompt", request.text()});
+  } else {
+    fields->push_back({"prompt_ids", absl::StrJoin(request.tokens().ids(), ",")});
+  }
+}
+
 }  // namespace
 
 CoordinatorMetrics::CoordinatorMetrics(metrics::Registry* r, CoordinatorMetricsOptions options)
@@ -159,14 +167,21 @@ void CoordinatorMetrics::OnFinished(const FinishedRequest& f) {
       {"preemptions", absl::StrCat(u.preemptions()), false},
   };
   if (!f.status.ok()) fields.push_back({"error", std::string(f.status.message())});
-  if (options_.log_prompts) {
-    if (f.request.input_case() == v1::GenerateRequest::kText) {
-      fields.push_back({"prompt", f.request.text()});
-    } else {
-      fields.push_back({"prompt_ids", absl::StrJoin(f.request.tokens().ids(), ",")});
-    }
-  }
+  if (options_.log_prompts) AppendPrompt(f.request, &fields);
   core::LogEvent(core::LogLevel::kInfo, __FILE__, __LINE__, "request finished", fields);
+}
+
+void CoordinatorMetrics::OnRefused(const RefusedRequest& r) {
+  if (!options_.access_log) return;
+  std::vector<core::LogField> fields = {
+      {"method", r.method},
+      {"request_id", r.request_id},
+      {"trace_id", r.trace_id},
+      {"status", absl::StatusCodeToString(r.status.code())},
+      {"error", std::string(r.status.message())},
+  };
+  if (options_.log_prompts && r.request != nullptr) AppendPrompt(*r.request, &fields);
+  core::LogEvent(core::LogLevel::kInfo, __FILE__, __LINE__, "request refused", fields);
 }
 
 }  // namespace tandem::coordinator

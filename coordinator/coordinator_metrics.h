@@ -1,5 +1,5 @@
 // CoordinatorMetrics: the coordinator's Prometheus metrics (docs/observability.md lists them) and
-// its access log, one line per finished request.
+// its access log, one line per finished request and per generation refused before admission.
 //
 // It is the engine's EngineObserver (per-step, per-token and per-request updates: relaxed atomics,
 // no allocation except the access-log line) and, once AttachEngine is called, pulls the engine's
@@ -37,6 +37,8 @@ class CoordinatorMetrics final : public EngineObserver {
   void OnStep(absl::Duration elapsed, int64_t tokens, int64_t sequences) override;
   void OnToken(absl::Duration since_previous) override;
   void OnFinished(const FinishedRequest& request) override;
+  // The access-log line of a generation refused before admission ("request refused").
+  void OnRefused(const RefusedRequest& request) override;
 
  private:
   metrics::Registry* registry_;

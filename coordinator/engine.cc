@@ -409,6 +409,7 @@ wv1::StepRequest Engine::BuildRequest(const StepPlan& plan) {
     s->set_logits(p.sample ? wv1::LOGITS_LAST : wv1::LOGITS_NONE);
     s->set_prompt_len(p.prompt_len);
     s->set_request_tag(p.id);
+    s->set_trace_id(live.trace_id);  // for the workers' logs
     if (p.sample) {
       const auto& sp = live.request.sampling();
       wv1::SamplingParams* w = s->mutable_sampling();

@@ -1,6 +1,7 @@
 // EngineObserver: what the engine reports as it runs, for metrics and access logs
 // (coordinator/coordinator_metrics.h implements it). The engine calls it on its own thread, under
 // its lock: implementations must be cheap (atomic updates) and must not call back into the engine.
+// OnRefused alone comes from the service's threads, concurrently: it must be thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,16 @@ struct FinishedRequest {
   const ::tandem::v1::Usage& usage;  // token counts and times
 };
 
+// A generation refused before the engine admitted it (a malformed or invalid request, a missing
+// API key, a full queue, a server shutting down or broken): the service reports it.
+struct RefusedRequest {
+  const std::string& method;      // "Generate" or "GenerateStream"
+  const std::string& request_id;  // the client's, "" when it gave none (or it was not parsed)
+  const std::string& trace_id;
+  const ::tandem::v1::GenerateRequest* request;  // null when the request could not be parsed
+  const absl::Status& status;
+};
+
 class EngineObserver {
  public:
   virtual ~EngineObserver() = default;
@@ -32,6 +43,8 @@ class EngineObserver {
   // (absl::InfiniteDuration() for its first token).
   virtual void OnToken(absl::Duration since_previous) = 0;
   virtual void OnFinished(const FinishedRequest& request) = 0;
+  // Called by the service (on a gRPC thread, not the engine's) for each refused generation.
+  virtual void OnRefused(const RefusedRequest& /*request*/) {}
 };
 
 }  // namespace tandem::coordinator

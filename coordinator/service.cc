@@ -22,6 +22,30 @@ namespace v1 = ::tandem::v1;
 
 namespace {
 
+constexpr size_t kMaxLoggedRequestIdBytes = 256;
+
+// The access-log line of a generation refused before the engine admitted it (`request` null when
+// it could not be parsed).
+void ReportRefused(const Engine& engine, const char* method_name,
+                   const v1::GenerateRequest* request, const std::string& trace_id,
+                   const absl::Status& status) {
+  EngineObserver* observer = engine.options().observer;
+  if (observer == nullptr) return;
+  const std::string method = method_name;
+  // A refused request's id was not validated (and its caller maybe not authenticated): at most
+  // the 256 bytes a valid one may have, cut at a UTF-8 character boundary.
+  std::string request_id = request != nullptr ? request->request_id() : std::string();
+  if (request_id.size() > kMaxLoggedRequestIdBytes) {
+    size_t end = kMaxLoggedRequestIdBytes;
+    while (end > 0 && (static_cast<unsigned char>(request_id[end]) & 0xC0) == 0x80) --end;
+    request_id.resize(end);
+  }
+  observer->OnRefused({method, request_id, trace_id, request, status});
+}
+
+constexpr char kGenerateMethod[] = "Generate";
+constexpr char kStreamMethod[] = "GenerateStream";
+
 absl::Time DeadlineOf(::grpc::CallbackServerContext* context) {
   const auto d = context->deadline();
   if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
@@ -37,10 +61,13 @@ absl::Time DeadlineOf(::grpc::CallbackServerContext* context) {
 class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
  public:
   // `admission` not OK: the call is refused with it (authentication, priority) and nothing runs.
+  // `trace_id` is the call's (AcceptTraceContext, already called).
   StreamReactor(Engine* engine, ::grpc::CallbackServerContext* context,
-                const v1::GenerateRequest& request, absl::Status admission, std::string owner)
+                const v1::GenerateRequest& request, absl::Status admission, std::string owner,
+                std::string trace_id)
       : engine_(engine), owner_(std::move(owner)) {
     if (!admission.ok()) {
+      ReportRefused(*engine_, kStreamMethod, &request, trace_id, admission);
       {
         std::lock_guard<std::mutex> lock(mu_);
         engine_done_ = true;
@@ -53,7 +80,7 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
     sub.owner = owner_;
     sub.request = request;
     sub.deadline = DeadlineOf(context);
-    sub.trace_id = AcceptTraceContext(context);
+    sub.trace_id = trace_id;
     // The engine polls this until its final output; it must not touch `context` once gRPC is
     // done with the call.
     sub.is_cancelled = [this, context] {
@@ -63,6 +90,7 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
     sub.on_output = [this](RequestOutput out) { OnOutput(std::move(out)); };
     absl::StatusOr<std::string> id = engine_->Submit(std::move(sub));
     if (!id.ok()) {
+      ReportRefused(*engine_, kStreamMethod, &request, trace_id, id.status());
       {
         std::lock_guard<std::mutex> lock(mu_);
         engine_done_ = true;  // the engine never calls back for a refused request
@@ -212,13 +240,20 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
   // the field rather than protobuf's empty UNIMPLEMENTED (wire_request.h).
   using ::grpc::internal::CallbackServerStreamingHandler;
   using ::grpc::internal::CallbackUnaryHandler;
+  // A generation that cannot be parsed is refused like any other: with its trace context
+  // returned and an access-log line.
+  const auto refused = [this](const char* method) {
+    return [this, method](::grpc::CallbackServerContext* context, const absl::Status& status) {
+      ReportRefused(*engine_, method, nullptr, AcceptTraceContext(context), status);
+    };
+  };
   MarkMethodCallback(TandemMethodIndex("Generate"),
                      new CallbackUnaryHandler<::grpc::ByteBuffer, v1::GenerateResponse>(
-                         UnaryFromWire(this, &TandemService::Generate)));
+                         UnaryFromWire(this, &TandemService::Generate, refused(kGenerateMethod))));
   MarkMethodCallback(
       TandemMethodIndex("GenerateStream"),
       new CallbackServerStreamingHandler<::grpc::ByteBuffer, v1::GenerateStreamResponse>(
-          StreamFromWire(this, &TandemService::GenerateStream)));
+          StreamFromWire(this, &TandemService::GenerateStream, refused(kStreamMethod))));
   MarkMethodCallback(TandemMethodIndex("Abort"),
                      new CallbackUnaryHandler<::grpc::ByteBuffer, v1::AbortResponse>(
                          UnaryFromWire(this, &TandemService::Abort)));
@@ -236,10 +271,12 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
                                                     const v1::GenerateRequest* request,
                                                     v1::GenerateResponse* response) {
   ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const std::string trace_id = AcceptTraceContext(context);
   absl::StatusOr<Caller> caller = CallerOf(context);
   absl::Status admitted =
       caller.ok() ? CheckPriority(*caller, request->priority()) : caller.status();
   if (!admitted.ok()) {
+    ReportRefused(*engine_, kGenerateMethod, request, trace_id, admitted);
     reactor->Finish(ToGrpc(admitted));
     return reactor;
   }
@@ -247,7 +284,7 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   sub.owner = caller->owner;
   sub.request = *request;
   sub.deadline = DeadlineOf(context);
-  sub.trace_id = AcceptTraceContext(context);
+  sub.trace_id = trace_id;
   sub.is_cancelled = [context] { return context->IsCancelled(); };
   const bool want_ids = request->return_token_ids();
   sub.on_output = [reactor, response, want_ids](RequestOutput out) {
@@ -263,6 +300,7 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   };
   absl::StatusOr<std::string> id = engine_->Submit(std::move(sub));
   if (!id.ok()) {
+    ReportRefused(*engine_, kGenerateMethod, request, trace_id, id.status());
     reactor->Finish(ToGrpc(id.status()));
   } else {
     response->set_request_id(*id);
@@ -276,7 +314,8 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   absl::Status admitted =
       caller.ok() ? CheckPriority(*caller, request->priority()) : caller.status();
   return new StreamReactor(engine_, context, *request, admitted,
-                           caller.ok() ? caller->owner : std::string());
+                           caller.ok() ? caller->owner : std::string(),
+                           AcceptTraceContext(context));
 }
 
 ::grpc::ServerUnaryReactor* TandemService::Abort(::grpc::CallbackServerContext* context,

@@ -13,6 +13,7 @@
 // what they keep. All functions are thread-safe.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -38,16 +39,23 @@ namespace tandem::coordinator {
 // order).
 int TandemMethodIndex(absl::string_view method);
 
+// Called with a request that could not be parsed, before the call is refused with `status`.
+using UnparsedHook =
+    std::function<void(::grpc::CallbackServerContext* context, const absl::Status& status)>;
+
 // A unary callback taking the request as bytes and calling `method` with it parsed.
 template <class Request, class Response, class Service>
 auto UnaryFromWire(Service* service,
                    ::grpc::ServerUnaryReactor* (Service::*method)(::grpc::CallbackServerContext*,
-                                                                  const Request*, Response*)) {
-  return [service, method](::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* wire,
-                           Response* response) -> ::grpc::ServerUnaryReactor* {
+                                                                  const Request*, Response*),
+                   UnparsedHook on_unparsed = nullptr) {
+  return [service, method, on_unparsed](::grpc::CallbackServerContext* context,
+                                        const ::grpc::ByteBuffer* wire,
+                                        Response* response) -> ::grpc::ServerUnaryReactor* {
     Request request;
     const absl::Status parsed = ParseRequest(*wire, &request);
     if (!parsed.ok()) {
+      if (on_unparsed) on_unparsed(context, parsed);
       ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
       reactor->Finish(::grpc::Status(static_cast<::grpc::StatusCode>(parsed.code()),
                                      std::string(parsed.message())));
@@ -59,8 +67,10 @@ auto UnaryFromWire(Service* service,
 
 // A server-streaming callback taking the request as bytes.
 template <class Request, class Response, class Service>
-auto StreamFromWire(Service* service, ::grpc::ServerWriteReactor<Response>* (Service::*method)(
-                                          ::grpc::CallbackServerContext*, const Request*)) {
+auto StreamFromWire(Service* service,
+                    ::grpc::ServerWriteReactor<Response>* (Service::*method)(
+                        ::grpc::CallbackServerContext*, const Request*),
+                    UnparsedHook on_unparsed = nullptr) {
   // Ends a call whose request could not be parsed.
   class Refused : public ::grpc::ServerWriteReactor<Response> {
    public:
@@ -70,14 +80,17 @@ auto StreamFromWire(Service* service, ::grpc::ServerWriteReactor<Response>* (Ser
     }
     void OnDone() override { delete this; }
   };
-  return
-      [service, method](::grpc::CallbackServerContext* context,
-                        const ::grpc::ByteBuffer* wire) -> ::grpc::ServerWriteReactor<Response>* {
-        Request request;
-        const absl::Status parsed = ParseRequest(*wire, &request);
-        if (!parsed.ok()) return new Refused(parsed);
-        return (service->*method)(context, &request);
-      };
+  return [service, method, on_unparsed](
+             ::grpc::CallbackServerContext* context,
+             const ::grpc::ByteBuffer* wire) -> ::grpc::ServerWriteReactor<Response>* {
+    Request request;
+    const absl::Status parsed = ParseRequest(*wire, &request);
+    if (!parsed.ok()) {
+      if (on_unparsed) on_unparsed(context, parsed);
+      return new Refused(parsed);
+    }
+    return (service->*method)(context, &request);
+  };
 }
 
 }  // namespace tandem::coordinator

@@ -182,6 +182,10 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   envp.push_back(nullptr);
 
   const std::string parent = std::to_string(getpid());
+  if (!remote) {
+    TANDEM_LOG(INFO) << "local workers' logs: " << (impl.work_dir / "rank").string()
+                     << "<rank>.log";
+  }
   const std::string lease_ttl_ms = std::to_string(absl::ToInt64Milliseconds(options.lease_ttl));
   for (int r = 0; r < world && !remote; ++r) {
     const std::string port_file = (impl.work_dir / absl::StrCat("rank", r, ".port")).string();

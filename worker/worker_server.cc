@@ -20,6 +20,7 @@
 #include "tandem/worker/v1/worker.grpc.pb.h"
 #include "worker/lease.h"
 #include "worker/stage_executor.h"
+#include "worker/step_log.h"
 #include "worker/worker_metrics.h"
 
 namespace tandem::worker {
@@ -213,6 +214,7 @@ class WorkerService final : public pb::Worker::Service {
     if (!executor_) return NotLoaded();
     auto r = executor_->Execute(req);
     if (!r.ok()) {
+      LogStepFailed(req, r.status());
       if (r.status().code() == absl::StatusCode::kUnavailable) {
         state_ = pb::WORKER_STATE_FAILED;
         absl::MutexLock lock(&error_mu_);
@@ -221,6 +223,7 @@ class WorkerService final : public pb::Worker::Service {
       return ToGrpc(r.status());
     }
     last_step_id_ = req.step_id();
+    LogStepDone(req, *r);
     *out = std::move(*r);
     return grpc::Status::OK;
   }

@@ -116,7 +116,7 @@ TEST(ServeFailureTest, WorkerFrozenDuringDecodeIsDetectedAndItsStreamEnds) {
 // SIGTERM: health NOT_SERVING at once, new requests refused "server shutting down", the streams in
 // flight run to their full length, then the process exits 0.
 TEST(ServeDrainTest, SigtermLetsStreamsInFlightCompleteAndRefusesNewOnes) {
-  ServeProcess server({"--tp", "1", "--pp", "2"});
+  ServeProcess server({"--tp", "1", "--pp", "2"}, /*with_stderr=*/true);
   ASSERT_NE(server.port(), 0);
   auto channel = ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials());
   auto stub = v1::Tandem::NewStub(channel);
@@ -163,6 +163,14 @@ TEST(ServeDrainTest, SigtermLetsStreamsInFlightCompleteAndRefusesNewOnes) {
       refused.status.error_message().find("failed to connect") == std::string::npos) {
     EXPECT_NE(refused.status.error_message().find("server shutting down"), std::string::npos)
         << refused.status.error_message();
+    // The refused request's access-log line.
+    EXPECT_NE(server.output().find("request refused method=GenerateStream request_id=\"\" "
+                                   "trace_id="),
+              std::string::npos)
+        << server.output();
+    EXPECT_NE(server.output().find("status=UNAVAILABLE error=\"server shutting down\""),
+              std::string::npos)
+        << server.output();
   }
   for (int i = 0; i < kStreams; ++i) {
     EXPECT_TRUE(results[i].status.ok()) << i << ": " << results[i].status.error_message();

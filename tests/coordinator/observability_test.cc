@@ -2,8 +2,9 @@
 // the tiny model): /metrics scraped before and after a known workload moves by exactly that
 // workload and parses strictly; the workers' /metrics agree with the coordinator's step count;
 // JSON access-log lines carry the W3C trace id sent in `traceparent` (and a generated one when
-// none is sent), and the response metadata returns it. The server runs in its own process group,
-// killed and reaped at the end.
+// none is sent), and the response metadata returns it; requests refused before admission get an
+// access-log line too; every worker's DEBUG step lines carry the trace ids of the step's requests.
+// The server runs in its own process group, killed and reaped at the end.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -15,12 +16,15 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <future>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -69,7 +73,8 @@ int FreePortRange(int n) {
 // test binary.
 class Serve {
  public:
-  explicit Serve(const std::vector<std::string>& extra) {
+  Serve(const std::vector<std::string>& extra,
+        const std::vector<std::pair<std::string, std::string>>& env) {
     const std::string base = ::testing::TempDir() + "/obs_serve_" + std::to_string(getpid());
     out_path_ = base + ".out";
     err_path_ = base + ".err";
@@ -83,6 +88,7 @@ class Serve {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent) _exit(127);
       setenv("XDG_CACHE_HOME", (std::string(TANDEM_BINARY_DIR) + "/test-cache").c_str(), 1);
+      for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
       if (!freopen(out_path_.c_str(), "w", stdout)) _exit(127);
       if (!freopen(err_path_.c_str(), "w", stderr)) _exit(127);
       std::vector<char*> args;
@@ -154,11 +160,13 @@ v1::GenerateRequest Tokens(int prompt_len, int max_new) {
   return r;
 }
 
-// A streamed request; returns the final status and the trace id in the response's traceparent.
+// A streamed request (with `traceparent` when not empty); returns the final status and the
+// response's traceparent.
 ::grpc::Status Stream(v1::Tandem::Stub& stub, const v1::GenerateRequest& req,
-                      std::string* traceparent_out) {
+                      std::string* traceparent_out, const std::string& traceparent = "") {
   ::grpc::ClientContext ctx;
   ctx.set_deadline(Clock::now() + std::chrono::seconds(60));
+  if (!traceparent.empty()) ctx.AddMetadata("traceparent", traceparent);
   auto reader = stub.GenerateStream(&ctx, req);
   v1::GenerateStreamResponse msg;
   while (reader->Read(&msg)) {
@@ -177,6 +185,9 @@ const char kGenerateBad[] =
     "tandem_rpc_requests_total{code=\"INVALID_ARGUMENT\",method=\"tandem.v1.Tandem/Generate\"}";
 const char kStream[] =
     "tandem_rpc_requests_total{code=\"OK\",method=\"tandem.v1.Tandem/GenerateStream\"}";
+const char kStreamFull[] =
+    "tandem_rpc_requests_total{code=\"RESOURCE_EXHAUSTED\",method=\"tandem.v1.Tandem/"
+    "GenerateStream\"}";
 const char kTokenize[] =
     "tandem_rpc_requests_total{code=\"OK\",method=\"tandem.v1.Tandem/Tokenize\"}";
 const char kFinishedLength[] =
@@ -185,8 +196,11 @@ const char kFinishedLength[] =
 TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds) {
   const int worker_base = FreePortRange(4);
   ASSERT_GT(worker_base, 0);
-  Serve serve({"--metrics-port", "0", "--worker-metrics-port-base", std::to_string(worker_base),
-               "--log-format", "json", "--max-new-tokens", "64"});
+  // The workload's prompts (24 tokens) all fit the queue at once; a 30-token prompt never does.
+  Serve serve(
+      {"--metrics-port", "0", "--worker-metrics-port-base", std::to_string(worker_base),
+       "--log-format", "json", "--max-new-tokens", "64", "--max-queued-prompt-tokens", "24"},
+      {{"TANDEM_LOG_LEVEL", "debug"}});
   ASSERT_NE(serve.port(), 0) << "tandem serve did not start:\n" << serve.Stderr();
   ASSERT_NE(serve.metrics_port(), 0);
   auto channel = ::grpc::CreateChannel(serve.address(), ::grpc::InsecureChannelCredentials());
@@ -198,7 +212,8 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
   EXPECT_EQ(before.types.at("tandem_time_to_first_token_seconds"), "histogram");
   EXPECT_EQ(before.types.at("tandem_generation_tokens_total"), "counter");
 
-  // The workload: 3 streams + 1 unary with tokens, 1 invalid unary, 1 Tokenize.
+  // The workload: 3 streams + 1 unary with tokens, 2 invalid unaries, 1 unparsable unary, 1 stream
+  // refused for a full queue, 1 Tokenize.
   const std::vector<std::pair<int, int>> shapes = {{5, 4}, {7, 6}, {9, 8}, {3, 2}};
   const std::string sent_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
   std::vector<std::string> traces(3);
@@ -226,12 +241,48 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
         << back;
     EXPECT_EQ(back.find("00f067aa0ba902b7"), std::string::npos) << "the server's own span id";
   }
+  const std::string invalid_trace = "0af7651916cd43dd8448eb211c80319c";
+  const std::string full_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
   {
     ::grpc::ClientContext ctx;
     ctx.set_deadline(Clock::now() + std::chrono::seconds(10));
+    ctx.AddMetadata("traceparent", "00-" + invalid_trace + "-b7ad6b7169203331-01");
     v1::GenerateRequest req = Tokens(3, 1000);  // over --max-new-tokens 64
+    req.set_request_id("obs-invalid");
     v1::GenerateResponse resp;
     EXPECT_EQ(stub->Generate(&ctx, req, &resp).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  const std::string unparsed_trace = "6cf92f3577b34da6a3ce929d0e0e4738";
+  std::string long_id;  // 600 bytes, over the 256-byte limit
+  for (int i = 0; i < 300; ++i) long_id += "\xc3\xa9";
+  {
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(Clock::now() + std::chrono::seconds(10));
+    v1::GenerateRequest req = Tokens(3, 2);
+    req.set_request_id(long_id);
+    v1::GenerateResponse resp;
+    EXPECT_EQ(stub->Generate(&ctx, req, &resp).error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    // A request that cannot be parsed: `text` (field 1) is not UTF-8.
+    ::grpc::GenericStub generic(channel);
+    ::grpc::ClientContext ctx;
+    ctx.set_deadline(Clock::now() + std::chrono::seconds(10));
+    ctx.AddMetadata("traceparent", "00-" + unparsed_trace + "-b7ad6b7169203331-01");
+    const char bytes[] = {0x0a, 0x02, static_cast<char>(0xff), static_cast<char>(0xfe)};
+    ::grpc::Slice slice(bytes, sizeof(bytes));
+    ::grpc::ByteBuffer request(&slice, 1), response;
+    std::promise<::grpc::Status> done;
+    generic.UnaryCall(&ctx, "/tandem.v1.Tandem/Generate", ::grpc::StubOptions(), &request,
+                      &response, [&done](::grpc::Status s) { done.set_value(s); });
+    EXPECT_EQ(done.get_future().get().error_code(), ::grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  {
+    v1::GenerateRequest req = Tokens(30, 2);  // over --max-queued-prompt-tokens 24
+    req.set_request_id("obs-full");
+    std::string unused;
+    EXPECT_EQ(Stream(*stub, req, &unused, "00-" + full_trace + "-b7ad6b7169203331-01").error_code(),
+              ::grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
   {
     ::grpc::ClientContext ctx;
@@ -254,7 +305,8 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
   }
   EXPECT_EQ(delta(kStream), 3);
   EXPECT_EQ(delta(kGenerate), 1);
-  EXPECT_EQ(delta(kGenerateBad), 1);
+  EXPECT_EQ(delta(kGenerateBad), 3);
+  EXPECT_EQ(delta(kStreamFull), 1);
   EXPECT_EQ(delta(kTokenize), 1);
   EXPECT_EQ(delta(kFinishedLength), 4);
   EXPECT_EQ(delta("tandem_requests_accepted_total"), 4);
@@ -311,6 +363,8 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
   const std::string log = serve.Stderr();
   std::istringstream lines(log);
   int access = 0;
+  std::map<std::string, nlohmann::json> refused;  // by request id
+  std::string worker_logs;                        // "<dir>/rank" of the local workers' logs
   bool saw_sent_trace = false;
   std::vector<std::string> stream_traces;
   for (std::string line; std::getline(lines, line);) {
@@ -322,7 +376,13 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
                                  std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)")))
         << line;
     EXPECT_EQ(j.value("component", ""), "coordinator") << line;
-    if (j["msg"] != "request finished") continue;
+    const std::string msg = j["msg"];
+    std::smatch m;
+    if (std::regex_search(msg, m, std::regex("local workers' logs: (\\S+)<rank>\\.log"))) {
+      worker_logs = m[1];
+    }
+    if (msg == "request refused") refused[j.value("request_id", "")] = j;
+    if (msg != "request finished") continue;
     ++access;
     EXPECT_FALSE(j.contains("prompt") || j.contains("prompt_ids")) << line;
     EXPECT_EQ(j["status"], "OK") << line;
@@ -340,6 +400,54 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
   }
   EXPECT_EQ(access, 4) << log;
   EXPECT_TRUE(saw_sent_trace) << log;
+
+  // One access line per refused request: status, reason, trace id; no prompt.
+  ASSERT_EQ(refused.size(), 4u) << log;
+  // An id over the limit is logged cut to 256 bytes, at a character boundary.
+  const nlohmann::json& long_one = refused[long_id.substr(0, 256)];
+  EXPECT_EQ(long_one.value("status", ""), "INVALID_ARGUMENT") << long_one;
+  EXPECT_NE(long_one.value("error", "").find("request_id"), std::string::npos) << long_one;
+  const nlohmann::json& unparsed = refused[""];
+  EXPECT_EQ(unparsed.value("method", ""), "Generate") << unparsed;
+  EXPECT_EQ(unparsed.value("status", ""), "INVALID_ARGUMENT") << unparsed;
+  EXPECT_EQ(unparsed.value("trace_id", ""), unparsed_trace) << unparsed;
+  EXPECT_NE(unparsed.value("error", "").find("text: is not valid UTF-8"), std::string::npos)
+      << unparsed;
+  const nlohmann::json& invalid = refused["obs-invalid"];
+  EXPECT_EQ(invalid.value("method", ""), "Generate") << invalid;
+  EXPECT_EQ(invalid.value("status", ""), "INVALID_ARGUMENT") << invalid;
+  EXPECT_EQ(invalid.value("trace_id", ""), invalid_trace) << invalid;
+  EXPECT_NE(invalid.value("error", "").find("max_new_tokens"), std::string::npos) << invalid;
+  const nlohmann::json& full = refused["obs-full"];
+  EXPECT_EQ(full.value("method", ""), "GenerateStream") << full;
+  EXPECT_EQ(full.value("status", ""), "RESOURCE_EXHAUSTED") << full;
+  EXPECT_EQ(full.value("trace_id", ""), full_trace) << full;
+  EXPECT_NE(full.value("error", "").find("queue is full"), std::string::npos) << full;
+  for (const auto& [id, j] : refused) {
+    EXPECT_FALSE(j.contains("prompt") || j.contains("prompt_ids")) << j;
+  }
+
+  // Every rank's DEBUG step lines carry the trace ids of the step's requests: the unary request's
+  // (sent in traceparent) is in some step of every rank.
+  ASSERT_FALSE(worker_logs.empty()) << log;
+  for (int rank = 0; rank < 4; ++rank) {
+    SCOPED_TRACE("worker rank " + std::to_string(rank));
+    const std::string wlog = ReadFile(worker_logs + std::to_string(rank) + ".log");
+    std::istringstream wlines(wlog);
+    int steps_with_trace = 0;
+    for (std::string line; std::getline(wlines, line);) {
+      if (line.empty() || line[0] != '{') continue;
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      ASSERT_FALSE(j.is_discarded()) << line;
+      if (j.value("msg", "") != "step") continue;
+      EXPECT_EQ(j.value("component", ""), "worker") << line;
+      EXPECT_EQ(j.value("rank", -1), rank) << line;
+      EXPECT_EQ(j.value("level", ""), "debug") << line;
+      if (j.value("trace_ids", "").find(sent_trace) != std::string::npos) ++steps_with_trace;
+    }
+    // The unary request: a 3-token prompt and 2 generated tokens, so 2 steps feed it.
+    EXPECT_EQ(steps_with_trace, 2) << wlog;
+  }
   // Requests sent without traceparent got a generated trace id, returned to the client.
   for (const std::string& t : traces) {
     ASSERT_EQ(t.size(), 55u) << t;

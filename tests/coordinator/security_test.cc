@@ -157,6 +157,18 @@ TEST(SecurityTest, EveryPublicMethodAndReflectionRefusedWithoutAKey) {
     }
   }
   EXPECT_EQ(accepted, 0);
+  // Each refused generation left one access-log line saying why, without the key it was sent.
+  const std::string log = serve.output();
+  const auto count = [&log](const std::string& what) {
+    int n = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("request refused method=Generate "), 3) << log;
+  EXPECT_EQ(count("request refused method=GenerateStream "), 3) << log;
+  EXPECT_EQ(count(" status=UNAUTHENTICATED "), 6) << log;
+  EXPECT_EQ(log.find("wrong-key-0123456789"), std::string::npos) << log;
+  EXPECT_EQ(log.find(kKeyA), std::string::npos) << log;
   // The same calls with the key get through (so the refusals above were about the key): an
   // empty GetModelInfo request succeeds, reflection answers.
   const Metadata good = {{"authorization", std::string("Bearer ") + kKeyA}};

@@ -32,8 +32,10 @@ using Clock = std::chrono::system_clock;
 
 // Starts `argv` in a new process group that dies with this test binary (PR_SET_PDEATHSIG, so a
 // CTest timeout leaves nothing behind; a server's workers follow their parent the same way), with
-// stdout to `stdout_path` when given and the tiny model cached under the build directory.
-inline pid_t SpawnInOwnGroup(std::vector<std::string> argv, const std::string& stdout_path) {
+// stdout (and stderr too with `with_stderr`) to `stdout_path` when given and the tiny model cached
+// under the build directory.
+inline pid_t SpawnInOwnGroup(std::vector<std::string> argv, const std::string& stdout_path,
+                             bool with_stderr = false) {
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
@@ -44,6 +46,7 @@ inline pid_t SpawnInOwnGroup(std::vector<std::string> argv, const std::string& s
     if (!stdout_path.empty()) {
       FILE* f = freopen(stdout_path.c_str(), "w", stdout);
       (void)f;
+      if (with_stderr) dup2(fileno(stdout), 2);
     }
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
@@ -57,7 +60,9 @@ inline pid_t SpawnInOwnGroup(std::vector<std::string> argv, const std::string& s
 
 class ServeProcess {
  public:
-  explicit ServeProcess(const std::vector<std::string>& extra) {
+  // `with_stderr`: output() has the server's log lines too (otherwise they go to the test's
+  // stderr).
+  explicit ServeProcess(const std::vector<std::string>& extra, bool with_stderr = false) {
     static int instances = 0;  // several servers per test binary: one output file each
     const std::string dir = ::testing::TempDir() + "/serve_" + std::to_string(getpid()) + "_" +
                             std::to_string(instances++);
@@ -65,7 +70,7 @@ class ServeProcess {
     std::vector<std::string> argv = {std::string(TANDEM_BINARY_DIR) + "/bin/tandem", "serve",
                                      "--port", "0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    pid_ = SpawnInOwnGroup(argv, out_path_);
+    pid_ = SpawnInOwnGroup(argv, out_path_, with_stderr);
     const auto until = Clock::now() + std::chrono::seconds(120);
     while (Clock::now() < until && port_ == 0) {
       std::ifstream in(out_path_);
@@ -97,6 +102,13 @@ class ServeProcess {
   }
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // What the server wrote to stdout (and stderr, see the constructor) so far.
+  std::string output() const {
+    std::ifstream in(out_path_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
 
   pid_t pid() const { return pid_; }
   // Waits up to `limit` for the server to exit by itself and reaps it: its waitpid status, or -1
