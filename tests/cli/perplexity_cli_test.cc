@@ -10,6 +10,11 @@ namespace {
 
 using namespace tandem::cli::testing;
 
+// Runs without --model write the built-in model under $XDG_CACHE_HOME: the build directory's.
+const bool kTestCache = [] {
+  return setenv("XDG_CACHE_HOME", (std::string(TANDEM_BINARY_DIR) + "/test-cache").c_str(), 1) == 0;
+}();
+
 const std::string& ModelDir() {
   static const std::string dir = std::string(TANDEM_SOURCE_DIR) + "/models/default";
   return dir;
@@ -116,14 +121,27 @@ TEST(PerplexityCliTest, FarBelowARandomModelWithTheSameTokenizer) {
 }
 
 TEST(PerplexityCliTest, BuiltInModelIsTheShippedOne) {
-  // Without --model: the model embedded in the executable, as stored (bf16), written on first
-  // use under $XDG_CACHE_HOME (here the build directory's test cache).
-  setenv("XDG_CACHE_HOME", (std::string(TANDEM_BINARY_DIR) + "/test-cache").c_str(), 1);
+  // Without --model: the model embedded in the executable, as stored (bf16).
+  ASSERT_TRUE(kTestCache);
   const Json embedded = Perplexity("");
   const Json shipped = Perplexity("--model " + ModelDir());
   ASSERT_TRUE(embedded.contains("perplexity"));
   EXPECT_EQ(embedded.at("perplexity").get<double>(), shipped.at("perplexity").get<double>());
   EXPECT_EQ(embedded.at("dtype"), "bf16");
+}
+
+TEST(PerplexityCliTest, DefaultModelCommandWritesTheEmbeddedFiles) {
+  const std::string cache = FreshDir("default_model_cache");
+  setenv("XDG_CACHE_HOME", cache.c_str(), 1);
+  const Result written = Tandem("default-model");
+  ASSERT_EQ(written.exit_code, 0) << written.output;
+  const std::string dir = written.output.substr(0, written.output.find('\n'));
+  EXPECT_EQ(dir.rfind(cache + "/tandem/default-model-", 0), 0u) << dir;
+  for (const char* f : {"config.json", "tokenizer.json", "model.safetensors"}) {
+    EXPECT_EQ(ReadBytes(dir + "/" + f), ReadBytes(ModelDir() + "/" + f)) << f;
+  }
+  EXPECT_EQ(Tandem("default-model").output, written.output);  // reused, same directory
+  setenv("XDG_CACHE_HOME", (std::string(TANDEM_BINARY_DIR) + "/test-cache").c_str(), 1);
 }
 
 TEST(PerplexityCliTest, BadArgumentsFailNamingTheOption) {
