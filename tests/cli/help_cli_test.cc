@@ -69,6 +69,9 @@ TEST(HelpCliTest, ModelCommandsListEveryFlagWithItsDefault) {
   ExpectEveryFlagDocumented("logits", {"model", "tokens", "out", "reference-kernels", "tp", "pp",
                                        "stage-layers", "collective", "backend"});
   ExpectEveryFlagDocumented("inspect", {"json", "tp", "pp", "partition"});
+  ExpectEveryFlagDocumented(
+      "perplexity", {"model", "text-file", "window", "dtype", "json", "reference-kernels", "tp",
+                     "pp", "stage-layers", "collective", "backend"});
   ExpectEveryFlagDocumented("make-tiny-model",
                             {"seed", "dtype", "shards", "preset", "vocab-size", "tokenizer"});
   ExpectEveryFlagDocumented("generate", {"model",

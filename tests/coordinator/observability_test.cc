@@ -338,6 +338,9 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
   // Every worker ran exactly the coordinator's steps; stage 0 sent and stage 1 received hidden
   // states; every rank holds weights.
   const double steps = after.Get("tandem_steps_total");
+  // `tandem serve` without --model runs the built-in default model (models/default/).
+  std::ifstream config_file(std::string(TANDEM_SOURCE_DIR) + "/models/default/config.json");
+  const double hidden = nlohmann::json::parse(config_file).at("hidden_size").get<double>();
   for (int rank = 0; rank < 4; ++rank) {
     SCOPED_TRACE("worker rank " + std::to_string(rank));
     const Exposition w = Scrape(worker_base + rank);
@@ -355,7 +358,7 @@ TEST(ServeObservabilityTest, MetricsMoveByExactlyTheWorkloadAndLogsCarryTraceIds
     EXPECT_EQ(
         w.Get(first_stage ? "tandem_worker_pipeline_transfer_bytes_total{direction=\"send\"}"
                           : "tandem_worker_pipeline_transfer_bytes_total{direction=\"recv\"}"),
-        (prompt + generated - 4) * 64 * 4.0)
+        (prompt + generated - 4) * hidden * 4.0)
         << "tokens x hidden_size x 4 bytes";
   }
 

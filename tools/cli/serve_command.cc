@@ -1,6 +1,7 @@
 // tandem serve: the coordinator (public tandem.v1 gRPC API) over tp * pp worker processes on
-// this machine. With no arguments: the built-in tiny model (written on first use to
-// $XDG_CACHE_HOME/tandem/tiny-model, or ~/.cache/...) with its tokenizer, tp=2, pp=2.
+// this machine. With no arguments: the built-in default model (a small trained Nemotron-H embedded
+// in the executable, written on first use under $XDG_CACHE_HOME/tandem/; default_model.h), tp=2,
+// pp=2.
 #include <signal.h>
 
 #include <algorithm>
@@ -19,11 +20,11 @@
 #include "coordinator/engine.h"
 #include "coordinator/service.h"
 #include "core/status.h"
-#include "core/tiny_model.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "metrics/http_exporter.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/cli/command.h"
+#include "tools/cli/default_model.h"
 #include "tools/cli/flag_checks.h"
 #include "tools/cli/observability_flags.h"
 #include "worker/local_cluster.h"
@@ -31,34 +32,7 @@
 namespace tandem::cli {
 namespace {
 
-namespace fs = std::filesystem;
 constexpr char kName[] = "serve";
-
-absl::StatusOr<std::string> DefaultModelDir() {
-  std::string cache;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
-    cache = x;
-  } else if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
-    cache = absl::StrCat(h, "/.cache");
-  } else {
-    cache = "/tmp";
-  }
-  const std::string dir = absl::StrCat(cache, "/tandem/tiny-model");
-  std::error_code ec;
-  if (fs::is_regular_file(fs::path(dir) / "config.json", ec) &&
-      fs::is_regular_file(fs::path(dir) / "tokenizer.json", ec)) {
-    return dir;
-  }
-  core::TinyModelOptions options;
-  options.tokenizer_json = SourceTreeTokenizer();
-  if (options.tokenizer_json.empty()) {
-    return absl::NotFoundError(
-        "the tiny model needs tests/testdata/tokenizer/tokenizer.json from the source tree");
-  }
-  RETURN_IF_ERROR(core::WriteTinyModel(options, dir));
-  std::fprintf(stderr, "tandem serve: wrote the tiny model to %s\n", dir.c_str());
-  return dir;
-}
 
 class ClusterExecutor : public coordinator::StepExecutor {
  public:
@@ -310,10 +284,11 @@ absl::Status Run(const Args& args) {
 // clang-format off
 const char kUsage[] =
     "[options]\n\n"
-    "Without --model: the built-in tiny model (tp=2, pp=2 by default). Without --workers, tp * pp\n"
-    "worker processes start on this machine; with it, the coordinator joins `tandem worker --listen`\n"
-    "processes already running elsewhere (rank order; they must see the same --model path).\n\n"
-    "  --model DIR           model directory: config.json, tokenizer.json, *.safetensors (default: the tiny model)\n"
+    "Without --model: the built-in default model, a small trained Nemotron-H (tp=2, pp=2 by\n"
+    "default). Without --workers, tp * pp worker processes start on this machine; with it, the\n"
+    "coordinator joins `tandem worker --listen` processes already running elsewhere (rank order;\n"
+    "they must see the same --model path).\n\n"
+    "  --model DIR           model directory: config.json, tokenizer.json, *.safetensors (default: the built-in model)\n"
     "  --tp N                tensor-parallel ranks per stage (default 2)\n"
     "  --pp M                pipeline stages (default 2)\n"
     "  --host H              address the gRPC server (and /metrics) binds (default 127.0.0.1)\n"

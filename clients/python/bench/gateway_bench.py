@@ -3,7 +3,7 @@
     python clients/python/bench/gateway_bench.py --tandem build/bin/tandem [--tokens 128]
         [--requests 20] [--concurrency 64]
 
-Starts `tandem serve` (the tiny model, tp=1 pp=1) and the gateway, then for concurrency 1 measures
+Starts `tandem serve` (the built-in model, tp=1 pp=1) and the gateway, then for concurrency 1 measures
 the time to the first message with text and to the end of the stream (p50), directly (AsyncClient.stream) and
 through the gateway (SSE over aiohttp), and for --concurrency N the total streamed tokens/s of both.
 """

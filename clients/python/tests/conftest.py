@@ -1,4 +1,4 @@
-"""Fixtures: a real `tandem serve` (the built-in tiny model) and the tandem-openai gateway, each in
+"""Fixtures: a real `tandem serve` (the built-in default model) and the tandem-openai gateway, each in
 its own process group, killed at teardown.
 
 TANDEM_BIN names the tandem binary (default: build/bin/tandem of the repository).
@@ -78,7 +78,7 @@ def start_serve(*extra):
                  "--blocks", "256", *extra])
 
 
-# The chat template the gateway fixtures use (the tiny test model has none of its own).
+# The chat template the gateway fixtures use (the built-in model has none of its own).
 TEST_CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}\n{% endfor %}"
                       "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
 

@@ -1,4 +1,4 @@
-"""tandem_client.Client and AsyncClient against a real `tandem serve` (the tiny model)."""
+"""tandem_client.Client and AsyncClient against a real `tandem serve` (the built-in default model)."""
 
 import asyncio
 import gc
