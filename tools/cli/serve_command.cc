@@ -346,7 +346,7 @@ const char kUsage[] =
     "  --start-timeout S     seconds for the workers to start and load, and to wait for a previous\n"
     "                        coordinator's lease on them to lapse (default 60)\n"
     "  --drain-timeout S     on SIGTERM/SIGINT: seconds requests in flight may run on before they\n"
-    "                        end UNAVAILABLE (default 30; docs/serving.md, \"Failures and shutdown\")\n"
+    "                        end UNAVAILABLE (default 30; docs/serving.md, \"Failures and recovery\")\n"
     "\nFailures and recovery (docs/serving.md, \"Failures and recovery\"): a worker that dies or freezes\n"
     "is detected by heartbeat, the group is rebuilt (same addresses, new epoch) and the requests that\n"
     "were running are replayed from their prompt and streamed tokens.\n"
