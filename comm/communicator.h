@@ -48,6 +48,13 @@ class Communicator {
 
   // Returns once every rank has entered Barrier.
   [[nodiscard]] virtual absl::Status Barrier() = 0;
+  // Breaks the communicator because the step failed elsewhere (a pipeline peer died, the group is
+  // being rebuilt): it closes its connections, so the other ranks' pending and next collectives
+  // fail now instead of at their timeout, and later calls here return FAILED_PRECONDITION naming
+  // `reason`. Thread-safe and non-blocking: while a collective runs on another thread it does
+  // nothing (that collective ends on its own, failing when its peers close their connections, or
+  // at its timeout). Idempotent.
+  virtual void Abort(const absl::Status& reason) = 0;
 };
 
 }  // namespace tandem::comm

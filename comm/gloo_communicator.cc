@@ -132,6 +132,16 @@ absl::Status GlooCommunicator::Run(absl::string_view what, F&& f) {
   return s;
 }
 
+void GlooCommunicator::Abort(const absl::Status& reason) {
+  // A collective in progress holds mu_: leave it to end on its own (never block here).
+  if (!mu_.TryLock()) return;
+  if (failure_.ok()) {
+    failure_ = absl::UnavailableError(absl::StrCat("aborted: ", reason.message()));
+    context_.reset();  // closes every connection: the peers' collectives fail now
+  }
+  mu_.Unlock();
+}
+
 absl::Status GlooCommunicator::AllReduceSum(float* data, size_t n) {
   if (n == 0 || size_ == 1) return absl::OkStatus();
   const size_t bytes = n * sizeof(float);

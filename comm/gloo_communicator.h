@@ -65,6 +65,7 @@ class GlooCommunicator final : public Communicator {
   [[nodiscard]] absl::Status AllGather(const void* in, size_t bytes_per_rank, void* out) override;
   [[nodiscard]] absl::Status Broadcast(void* data, size_t bytes, int root) override;
   [[nodiscard]] absl::Status Barrier() override;
+  void Abort(const absl::Status& reason) override;
 
  private:
   GlooCommunicator(int rank, int size, absl::Duration timeout,

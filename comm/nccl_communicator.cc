@@ -172,6 +172,19 @@ absl::Status NcclCommunicator::Run(absl::string_view op, F&& enqueue) {
   return s;
 }
 
+void NcclCommunicator::Abort(const absl::Status& reason) {
+  // A collective in progress holds mu_: leave it to end on its own (never block here).
+  if (!mu_.TryLock()) return;
+  if (failure_.ok()) {
+    failure_ = absl::UnavailableError(absl::StrCat("aborted: ", reason.message()));
+    if (handles_ && handles_->comm != nullptr) {
+      ncclCommAbort(handles_->comm);  // makes the peers' collectives fail too
+      handles_->comm = nullptr;
+    }
+  }
+  mu_.Unlock();
+}
+
 absl::Status NcclCommunicator::AllReduceSum(float* data, size_t n) {
   if (n == 0) return absl::OkStatus();
   return Run(absl::StrCat("all-reduce of ", n, " floats"), [&](ncclComm_t c, cudaStream_t s) {

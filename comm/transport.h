@@ -47,6 +47,11 @@ class Transport {
   [[nodiscard]] virtual absl::StatusOr<size_t> Recv(int peer, uint64_t tag, void* data,
                                                     size_t capacity, absl::Duration timeout) = 0;
 
+  // Closes every connection because the step failed elsewhere, so peers waiting on this rank fail
+  // now; later calls fail naming `reason`. Thread-safe: a Send/Recv waiting on another thread
+  // fails promptly too (how a worker frees a step stuck on a dead peer). Idempotent.
+  virtual void Abort(const absl::Status& reason) = 0;
+
   [[nodiscard]] absl::Status Send(int peer, uint64_t tag, const void* data, size_t bytes) {
     return Send(peer, tag, data, bytes, default_timeout());
   }

@@ -40,6 +40,16 @@ absl::Status UcxCommunicator::Run(absl::string_view what, F&& op) {
   return s;
 }
 
+void UcxCommunicator::Abort(const absl::Status& reason) {
+  // A collective in progress holds mu_: leave it to end on its own (never block here).
+  if (!mu_.TryLock()) return;
+  if (failure_.ok()) {
+    failure_ = absl::UnavailableError(absl::StrCat("aborted: ", reason.message()));
+    transport_.reset();  // closes the endpoints: the peers' collectives fail now
+  }
+  mu_.Unlock();
+}
+
 absl::Status UcxCommunicator::ExchangeAll(const void* in, size_t bytes, char* out,
                                           absl::string_view what) {
   const uint64_t tag = next_tag_++ & kMaxTransportTag;

@@ -394,6 +394,16 @@ UcxTransport::~UcxTransport() {
   if (s.context != nullptr) ucp_cleanup(s.context);
 }
 
+void UcxTransport::Abort(const absl::Status& reason) {
+  State& s = *state_;
+  absl::MutexLock lock(&s.mu);
+  const absl::Status failure = absl::UnavailableError(absl::StrCat("aborted: ", reason.message()));
+  for (int p = 0; p < static_cast<int>(s.peers.size()); ++p) {
+    if (p != s.rank) s.FailPeer(p, failure);
+  }
+  s.Progress();  // closes the endpoints (forced): the peers see the connection go now
+}
+
 int UcxTransport::rank() const { return state_->rank; }
 int UcxTransport::size() const { return state_->size; }
 absl::Duration UcxTransport::default_timeout() const { return state_->timeout; }

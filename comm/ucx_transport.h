@@ -63,6 +63,7 @@ class UcxTransport final : public Transport {
 
   using Transport::Recv;
   using Transport::Send;
+  void Abort(const absl::Status& reason) override;
   [[nodiscard]] absl::Status Send(int peer, uint64_t tag, const void* data, size_t bytes,
                                   absl::Duration timeout) override;
   [[nodiscard]] absl::StatusOr<size_t> Recv(int peer, uint64_t tag, void* data, size_t capacity,

@@ -50,8 +50,6 @@ CoordinatorMetrics::CoordinatorMetrics(metrics::Registry* r, CoordinatorMetricsO
                               "Prompt tokens of finished requests (counted when they finish).");
   generation_tokens_ =
       r->Counter("tandem_generation_tokens_total", "Tokens generated (counted as they are).");
-  recoveries_ = r->Counter("tandem_replica_recoveries_total",
-                           "Times the replica was rebuilt after a failure.");
   steps_ = r->Counter("tandem_steps_total", "Step plans answered by the workers.");
   step_seconds_ = r->Histogram("tandem_step_duration_seconds",
                                "Time from sending a step plan to its answer (all stages).",
@@ -77,13 +75,14 @@ CoordinatorMetrics::CoordinatorMetrics(metrics::Registry* r, CoordinatorMetricsO
   request_generation_tokens_ =
       r->Histogram("tandem_request_generation_tokens", "Generated tokens per finished request.",
                    ExponentialBuckets(1, 2, 20));
-  static const char* kStates[] = {"loading", "ready", "broken"};
+  static const char* kStates[] = {"loading", "ready", "recovering"};
   for (int s = 0; s < 3; ++s) {
     r->Callback("tandem_replica_state", "1 for the replica's current state, 0 for the others.",
                 metrics::MetricType::kGauge, {{"state", kStates[s]}}, [this, s] {
                   const Engine* e = engine_.load();
                   int now = state_.load();
-                  if (e != nullptr && !e->healthy()) now = static_cast<int>(ReplicaState::kBroken);
+                  if (e != nullptr && !e->healthy())
+                    now = static_cast<int>(ReplicaState::kRecovering);
                   return now == s ? 1.0 : 0.0;
                 });
   }
@@ -122,6 +121,18 @@ void CoordinatorMetrics::AttachEngine(const Engine* engine) {
   r->Callback("tandem_requests_accepted_total", "Requests admitted to the queue.",
               metrics::MetricType::kCounter, {},
               [ledger] { return static_cast<double>(ledger->accepted); });
+  r->Callback("tandem_replica_failures_total",
+              "Times the worker group failed (a worker died, froze or a step failed).",
+              metrics::MetricType::kCounter, {},
+              [ledger] { return static_cast<double>(ledger->failures); });
+  r->Callback("tandem_replica_recoveries_total",
+              "Times the worker group was rebuilt and serving resumed after a failure.",
+              metrics::MetricType::kCounter, {},
+              [ledger] { return static_cast<double>(ledger->recoveries); });
+  r->Callback("tandem_request_replays_total",
+              "Running requests sent back to the queue by a group failure, to be recomputed.",
+              metrics::MetricType::kCounter, {},
+              [ledger] { return static_cast<double>(ledger->replays); });
 }
 
 void CoordinatorMetrics::OnStep(absl::Duration elapsed, int64_t tokens, int64_t sequences) {

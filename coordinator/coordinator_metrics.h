@@ -4,8 +4,9 @@
 // It is the engine's EngineObserver (per-step, per-token and per-request updates: relaxed atomics,
 // no allocation except the access-log line) and, once AttachEngine is called, pulls the engine's
 // queue, running, slot, block and preemption figures when the registry renders (a scrape). The
-// replica state (loading, ready, broken) is set by the launcher and turns "broken" on its own when
-// the engine does. The registry and the engine must outlive this object. Thread-safe.
+// replica state (loading, ready, recovering) is set by the launcher and reads "recovering"
+// whenever the engine is (its group failed and is being rebuilt). The registry and the engine must
+// outlive this object. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -17,7 +18,7 @@
 
 namespace tandem::coordinator {
 
-enum class ReplicaState { kLoading = 0, kReady = 1, kBroken = 2 };
+enum class ReplicaState { kLoading = 0, kReady = 1, kRecovering = 2 };
 
 struct CoordinatorMetricsOptions {
   bool access_log = true;    // one INFO line per finished request
@@ -31,8 +32,6 @@ class CoordinatorMetrics final : public EngineObserver {
   // Registers the scrape-time figures of `engine` (call once, before scrapes may run).
   void AttachEngine(const Engine* engine);
   void SetReplicaState(ReplicaState state) { state_.store(static_cast<int>(state)); }
-  // A replica that was rebuilt after a failure (the recovery path counts here).
-  void CountRecovery() { recoveries_->Increment(); }
 
   void OnStep(absl::Duration elapsed, int64_t tokens, int64_t sequences) override;
   void OnToken(absl::Duration since_previous) override;
@@ -47,7 +46,6 @@ class CoordinatorMetrics final : public EngineObserver {
   std::atomic<const Engine*> engine_{nullptr};
   metrics::Counter* prompt_tokens_;
   metrics::Counter* generation_tokens_;
-  metrics::Counter* recoveries_;
   metrics::Counter* steps_;
   metrics::Histogram* step_seconds_;
   metrics::Histogram* step_tokens_;

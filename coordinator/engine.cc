@@ -34,6 +34,7 @@ struct Engine::Live {
   std::unique_ptr<StopMatcher> stop;
   std::set<int32_t> stop_ids;
   int32_t generated = 0;
+  int32_t replays = 0;  // times a group failure sent it back to the queue
   bool cancel_requested = false;
 };
 
@@ -44,6 +45,7 @@ Engine::Engine(EngineOptions options, std::shared_ptr<const tokenizer::Tokenizer
       executor_(executor),
       scheduler_(options_.scheduler),
       max_in_flight_(std::max(1, executor->max_in_flight())) {
+  replica_.since = absl::Now();
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -61,9 +63,9 @@ Engine::~Engine() {
   }
 }
 
-std::string Engine::broken_reason() const {
+ReplicaStatus Engine::Replica() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return broken_reason_;
+  return replica_;
 }
 
 LedgerStats Engine::Ledger() const {
@@ -79,9 +81,13 @@ SchedulerStats Engine::Stats() const {
   return scheduler_.Stats();
 }
 
-void Engine::SetOnBroken(std::function<void()> fn) {
+void Engine::AddStateListener(StateListener fn) {
   std::lock_guard<std::mutex> lock(mu_);
-  on_broken_ = std::move(fn);
+  listeners_.push_back(std::move(fn));
+}
+
+void Engine::NotifyState() {
+  for (const StateListener& fn : listeners_) fn(replica_.ready, replica_.reason);
 }
 
 absl::StatusOr<std::string> Engine::Submit(Submission submission) {
@@ -135,9 +141,8 @@ absl::StatusOr<std::string> Engine::Submit(Submission submission) {
   live->owner = std::move(submission.owner);
 
   std::lock_guard<std::mutex> lock(mu_);
-  if (broken_) {
-    return absl::UnavailableError(absl::StrCat("no replica is ready: ", broken_reason_));
-  }
+  // While RECOVERING requests queue for the rebuilt group (recovery_queue_timeout bounds the
+  // wait).
   if (!accepting_) return absl::UnavailableError("server shutting down");
   live->id = next_id_++;
   live->request_id = req.request_id().empty() ? assigned : req.request_id();
@@ -278,16 +283,10 @@ void Engine::Loop() {
         Terminate(live, *end_all_, v1::FINISH_REASON_UNSPECIFIED);
       }
     }
-    if (broken_) {
-      // Broken by Fail while plans were in flight: they will never be answered.
-      in_flight_.clear();
-      in_flight_sent_.clear();
-      while (!live_.empty()) {
-        Terminate(*live_.begin()->second,
-                  absl::UnavailableError(absl::StrCat("a worker failed: ", broken_reason_)),
-                  v1::FINISH_REASON_UNSPECIFIED);
-      }
-      cv_.wait_for(lock, std::chrono::milliseconds(100));
+    if (!quiesced_) Requeue();
+    if (!ready_) {
+      ExpireWaiting(now);
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
       continue;
     }
     // Fill the pipeline: up to max_in_flight plans of disjoint sequences (the scheduler skips
@@ -300,6 +299,7 @@ void Engine::Loop() {
       lock.unlock();
       absl::Status sent = executor_->Submit(std::move(request));
       lock.lock();
+      if (in_flight_.empty()) head_started_ = absl::Now();
       in_flight_.push_back(std::move(plan));
       in_flight_sent_.push_back(absl::Now());
       if (!sent.ok()) {
@@ -307,34 +307,58 @@ void Engine::Loop() {
         break;
       }
     }
-    if (broken_) continue;
+    if (!ready_ || !quiesced_) continue;
     if (in_flight_.empty()) {
       cv_.wait_for(lock, std::chrono::milliseconds(live_.empty() ? 100 : 5));
       continue;
     }
+    // Wait for the oldest plan's answer in short slices, so deadlines, cancellations and a
+    // failure reported by the detector are acted on while a step is stuck.
     lock.unlock();
-    absl::StatusOr<wv1::StepResponse> response = executor_->Await();
+    absl::StatusOr<std::optional<wv1::StepResponse>> polled =
+        executor_->Poll(absl::Milliseconds(20));
     lock.lock();
+    if (!ready_ || !quiesced_) continue;  // failed meanwhile: the plans are forgotten
+    if (polled.ok() && !polled->has_value()) {
+      const absl::Duration allowed = StepDeadline(in_flight_.front().num_tokens);
+      if (absl::Now() - head_started_ > allowed) {
+        Break(absl::StrCat("a step of ", in_flight_.front().num_tokens,
+                           " tokens was not answered within ", absl::FormatDuration(allowed),
+                           " (its deadline from the measured step times)"));
+      }
+      continue;
+    }
     StepPlan plan = std::move(in_flight_.front());
     in_flight_.pop_front();
     const absl::Time sent = in_flight_sent_.front();
     in_flight_sent_.pop_front();
-    if (options_.observer && response.ok()) {
-      options_.observer->OnStep(absl::Now() - sent, plan.num_tokens,
+    const absl::Time answered = absl::Now();
+    if (polled.ok()) {
+      // The step's own time: from when it became the oldest plan in flight.
+      const double took = absl::ToDoubleSeconds(answered - std::max(sent, head_started_));
+      const double per_token = took / static_cast<double>(std::max<int64_t>(1, plan.num_tokens));
+      seconds_per_token_ =
+          group_steps_ == 0 ? per_token : 0.8 * seconds_per_token_ + 0.2 * per_token;
+      ++group_steps_;
+    }
+    head_started_ = answered;
+    if (options_.observer && polled.ok()) {
+      options_.observer->OnStep(answered - sent, plan.num_tokens,
                                 static_cast<int64_t>(plan.sequences.size()));
     }
-    if (!response.ok()) {
-      Break(response.status().ToString());
+    if (!polled.ok()) {
+      Break(polled.status().ToString());
       continue;
     }
-    if (response->results_size() != static_cast<int>(plan.sequences.size())) {
-      Break(absl::StrCat("the last stage answered ", response->results_size(), " results for ",
+    const wv1::StepResponse& response = **polled;
+    if (response.results_size() != static_cast<int>(plan.sequences.size())) {
+      Break(absl::StrCat("the last stage answered ", response.results_size(), " results for ",
                          plan.sequences.size(), " sequences"));
       continue;
     }
     for (size_t k = 0; k < plan.sequences.size(); ++k) {
       const PlannedSequence& p = plan.sequences[k];
-      const wv1::SequenceResult& r = response->results(static_cast<int>(k));
+      const wv1::SequenceResult& r = response.results(static_cast<int>(k));
       auto it = live_.find(p.id);
       if (it == live_.end()) continue;  // ended while the step ran
       if (p.sample) {
@@ -363,19 +387,101 @@ void Engine::Loop() {
   }
 }
 
-void Engine::Break(absl::string_view reason) {
-  MarkBroken(reason);
-  // Plans still in flight will never be answered.
-  in_flight_.clear();
-  in_flight_sent_.clear();
+absl::Duration Engine::StepDeadline(int64_t tokens) const {
+  absl::Duration d = options_.step_timeout_floor +
+                     absl::Seconds(options_.step_timeout_factor * seconds_per_token_ *
+                                   static_cast<double>(std::max<int64_t>(1, tokens)));
+  // The first steps of a group may warm caches, compile or allocate: no measurement yet.
+  constexpr int64_t kWarmupSteps = 8;
+  if (group_steps_ < kWarmupSteps) d = std::max(d, options_.step_timeout_warmup);
+  return d;
 }
 
-void Engine::MarkBroken(absl::string_view reason) {
-  if (broken_) return;
-  broken_reason_ = std::string(reason);
-  broken_ = true;
-  TANDEM_LOG(ERROR) << "the replica is broken: " << reason;
-  if (on_broken_) on_broken_();
+void Engine::Requeue() {
+  // Plans in flight belong to the failed group: never answered, never completed.
+  in_flight_.clear();
+  in_flight_sent_.clear();
+  const std::vector<uint64_t> started = scheduler_.RequeueAll();
+  for (uint64_t id : started) {
+    auto it = live_.find(id);
+    if (it == live_.end()) continue;
+    Live& live = *it->second;
+    if (live.replays >= options_.max_replays) {
+      Terminate(live,
+                absl::UnavailableError(absl::StrCat(
+                    "request ", live.request_id, " was interrupted by a worker failure ",
+                    live.replays + 1, " times (retry budget ", options_.max_replays,
+                    "): ", replica_.last_failure)),
+                v1::FINISH_REASON_UNSPECIFIED);
+      continue;
+    }
+    ++live.replays;
+    ++ledger_.replays;
+  }
+  TANDEM_LOG(WARNING) << started.size()
+                      << " running requests requeued for replay after: " << replica_.last_failure;
+  seconds_per_token_ = 0.0;
+  group_steps_ = 0;
+  quiesced_ = true;
+  cv_.notify_all();
+}
+
+void Engine::ExpireWaiting(absl::Time now) {
+  std::vector<uint64_t> expired;
+  for (auto& [id, live] : live_) {
+    if (now - std::max(live->accepted, replica_.since) > options_.recovery_queue_timeout) {
+      expired.push_back(id);
+    }
+  }
+  for (uint64_t id : expired) {
+    Terminate(*live_.at(id),
+              absl::UnavailableError(absl::StrCat(
+                  "no replica became ready within ",
+                  absl::FormatDuration(options_.recovery_queue_timeout),
+                  " (the recovery queue timeout); the group failed: ", replica_.reason)),
+              v1::FINISH_REASON_UNSPECIFIED);
+  }
+}
+
+void Engine::Break(absl::string_view reason) { MarkFailed(reason); }
+
+void Engine::MarkFailed(absl::string_view reason) {
+  if (!ready_) return;
+  ready_ = false;
+  quiesced_ = false;
+  ++ledger_.failures;
+  replica_.ready = false;
+  replica_.reason = std::string(reason);
+  replica_.last_failure = std::string(reason);
+  replica_.since = absl::Now();
+  TANDEM_LOG(ERROR) << "the replica failed, recovering: " << reason;
+  NotifyState();
+  cv_.notify_all();
+}
+
+bool Engine::WaitQuiesced(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [this] { return quiesced_; });
+}
+
+absl::Status Engine::Resume() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ready_) return absl::OkStatus();
+  if (!quiesced_) {
+    return absl::FailedPreconditionError(
+        "Resume before the engine requeued the failed group's requests (WaitQuiesced)");
+  }
+  ready_ = true;
+  ++ledger_.recoveries;
+  TANDEM_LOG(INFO) << "the replica is ready again after "
+                   << absl::FormatDuration(absl::Now() - replica_.since)
+                   << " (failure: " << replica_.reason << ")";
+  replica_.ready = true;
+  replica_.reason.clear();
+  replica_.since = absl::Now();
+  NotifyState();
+  cv_.notify_all();
+  return absl::OkStatus();
 }
 
 void Engine::StopAccepting() {
@@ -391,8 +497,7 @@ void Engine::EndAll(absl::Status status) {
 
 void Engine::Fail(absl::string_view reason) {
   std::lock_guard<std::mutex> lock(mu_);
-  MarkBroken(reason);
-  cv_.notify_all();
+  MarkFailed(reason);
 }
 
 wv1::StepRequest Engine::BuildRequest(const StepPlan& plan) {

@@ -4,9 +4,22 @@
 // EOS / stop ids / length) and ends every accepted request with exactly one terminal output.
 //
 // One engine thread owns the scheduler. Submit/Cancel are thread-safe; cancellations, aborts and
-// deadlines are applied at the start of the next step (so state is freed within one step). When a
-// step fails (a worker died), every live request ends with UNAVAILABLE, the engine is marked
-// broken (healthy() false) and later Submits get UNAVAILABLE; the process keeps running.
+// deadlines are applied at the start of the next step, and every ~20 ms while a step is awaited
+// (so a step stuck on a frozen worker delays neither a deadline nor an Abort).
+//
+// Failures and recovery (issue 12, DESIGN.md §8). The engine is READY or RECOVERING. A step that
+// fails, a step not answered within its deadline (the step-timeout floor plus a multiple of the
+// measured time per token times the plan's tokens), or Fail() from a failure detector turns it
+// RECOVERING at once (state listeners run: health NOT_SERVING). The engine thread then forgets
+// the plans in flight and sends every running request back to the queue (Scheduler::RequeueAll):
+// it is replayed from its prompt plus the tokens already streamed when the group is back, so the
+// client sees a pause, not an error (with a seed the continuation is the one an uninterrupted run
+// gives, sampling being keyed by seed and position). A request interrupted more than max_replays
+// times ends UNAVAILABLE naming the failure. Submit keeps accepting while RECOVERING (up to the
+// queue's limits); a request that waits longer than recovery_queue_timeout for a ready group ends
+// UNAVAILABLE. Whoever rebuilds the group (replica/replica_supervisor.h) waits for
+// WaitQuiesced() (no plan of the failed group is in flight any more), swaps the executor's
+// workers and calls Resume().
 #pragma once
 
 #include <atomic>
@@ -47,6 +60,14 @@ class StepExecutor {
   [[nodiscard]] virtual absl::Status Submit(::tandem::worker::v1::StepRequest request) = 0;
   // The last stage's answer to the oldest plan in flight.
   [[nodiscard]] virtual absl::StatusOr<::tandem::worker::v1::StepResponse> Await() = 0;
+  // Waits at most `max_wait` for that answer: nullopt when it has not come yet. The default waits
+  // for it (an executor that answers at once).
+  [[nodiscard]] virtual absl::StatusOr<std::optional<::tandem::worker::v1::StepResponse>> Poll(
+      absl::Duration /*max_wait*/) {
+    absl::StatusOr<::tandem::worker::v1::StepResponse> r = Await();
+    if (!r.ok()) return r.status();
+    return std::optional<::tandem::worker::v1::StepResponse>(std::move(*r));
+  }
 };
 
 struct EngineOptions {
@@ -54,6 +75,16 @@ struct EngineOptions {
   ValidationLimits limits;
   int32_t eos_token_id = -1;
   EngineObserver* observer = nullptr;  // metrics and access logs (may be null; not owned)
+  // Failures (see the file comment). A request is replayed at most max_replays times (0: a
+  // request running when the group fails ends UNAVAILABLE at once).
+  int32_t max_replays = 3;
+  // A step's deadline: step_timeout_floor + step_timeout_factor x (measured seconds per token) x
+  // the plan's tokens; the first warm-up steps of a group get at least step_timeout_warmup.
+  absl::Duration step_timeout_floor = absl::Seconds(10);
+  double step_timeout_factor = 10.0;
+  absl::Duration step_timeout_warmup = absl::Seconds(60);
+  // How long a request may wait for a ready group while the engine is RECOVERING.
+  absl::Duration recovery_queue_timeout = absl::Seconds(60);
 };
 
 // One output of a request, delivered on the engine thread in order. The last one has final set.
@@ -87,6 +118,17 @@ struct LedgerStats {
   int64_t preemptions = 0;
   int64_t steps = 0;
   std::map<absl::StatusCode, int64_t> by_code;
+  int64_t failures = 0;    // times the group failed (detected or a step failed)
+  int64_t recoveries = 0;  // times a rebuilt group was resumed
+  int64_t replays = 0;     // requests sent back to the queue by a failure, to be recomputed
+};
+
+// What the engine reports about its group (GetModelInfo, metrics, health).
+struct ReplicaStatus {
+  bool ready = true;
+  std::string reason;        // why it is recovering (the failure), "" when ready
+  absl::Time since;          // when it entered this state
+  std::string last_failure;  // the latest failure, also after a recovery
 };
 
 class Engine {
@@ -102,20 +144,31 @@ class Engine {
   // of that id (whether or not another owner has one).
   bool Cancel(const std::string& owner, const std::string& request_id);
 
-  bool healthy() const { return !broken_.load(); }
-  std::string broken_reason() const;
+  // READY; false while RECOVERING.
+  bool healthy() const { return ready_.load(); }
+  // False once StopAccepting was called (lock-free: state listeners may call it).
+  bool accepting() const { return accepting_.load(); }
+  ReplicaStatus Replica() const;
   LedgerStats Ledger() const;
   SchedulerStats Stats() const;
   const EngineOptions& options() const { return options_; }
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
-  // Called once when the engine breaks (from the engine thread, or from the thread that called
-  // Fail), with the engine's lock held: it must not call back into the engine.
-  void SetOnBroken(std::function<void()> fn);
-  // Breaks the engine from any thread: a failure detector (worker/local_cluster.h) saw a worker
-  // die or freeze. Health turns NOT_SERVING at once (on_broken), new Submits get UNAVAILABLE, and
-  // the engine thread ends every live request UNAVAILABLE as soon as it is not waiting for a step
-  // (the executor must fail a step in flight on its own). Idempotent: the first reason stays.
+  // `fn(ready, reason)` runs on every change between READY and RECOVERING (from the engine thread
+  // or the thread that called Fail/Resume) with the engine's lock held: it must be quick and must
+  // not call back into the engine.
+  using StateListener = std::function<void(bool ready, const std::string& reason)>;
+  void AddStateListener(StateListener fn);
+  // The group failed (any thread): a failure detector (worker/local_cluster.h) saw a worker die or
+  // freeze. READY -> RECOVERING at once (listeners run); the engine thread requeues the running
+  // requests as soon as it is not inside the executor (the executor fails a step in flight on its
+  // own, or the ~20 ms poll gives the thread back). No-op while RECOVERING.
   void Fail(absl::string_view reason);
+  // Whether the engine thread has handled the latest failure: no plan of the failed group is in
+  // flight and nothing will be sent until Resume. Waits up to `timeout`.
+  bool WaitQuiesced(absl::Duration timeout);
+  // The group is back (same capacities): RECOVERING -> READY; the requeued requests run again.
+  // FAILED_PRECONDITION unless quiesced (see WaitQuiesced).
+  [[nodiscard]] absl::Status Resume();
   // Graceful drain (SIGTERM): from now on Submit answers UNAVAILABLE "server shutting down"; live
   // requests run on. Thread-safe.
   void StopAccepting();
@@ -129,8 +182,12 @@ class Engine {
   void Terminate(Live& live, absl::Status status, ::tandem::v1::FinishReason reason);
   void OnToken(Live& live, int32_t token, const ::tandem::worker::v1::SequenceResult& result);
   ::tandem::worker::v1::StepRequest BuildRequest(const StepPlan& plan);
-  void Break(absl::string_view reason);
-  void MarkBroken(absl::string_view reason);  // under mu_; idempotent
+  void Break(absl::string_view reason);               // engine thread, under mu_: a step failed
+  void MarkFailed(absl::string_view reason);          // under mu_; no-op while RECOVERING
+  void Requeue();                                     // engine thread, under mu_: handle a failure
+  void ExpireWaiting(absl::Time now);                 // under mu_: recovery_queue_timeout
+  absl::Duration StepDeadline(int64_t tokens) const;  // under mu_
+  void NotifyState();                                 // under mu_
 
   EngineOptions options_;
   std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
@@ -145,12 +202,17 @@ class Engine {
   int max_in_flight_ = 1;
   std::deque<StepPlan> in_flight_;         // submitted, not yet answered; oldest first
   std::deque<absl::Time> in_flight_sent_;  // when each of in_flight_ was submitted
+  absl::Time head_started_;                // when the oldest plan in flight became the oldest
   LedgerStats ledger_;
-  std::atomic<bool> broken_{false};
-  std::string broken_reason_;
-  std::function<void()> on_broken_;
+  std::atomic<bool> ready_{true};
+  bool quiesced_ = true;                  // under mu_: the engine thread handled the latest failure
+  ReplicaStatus replica_;                 // under mu_
+  std::vector<StateListener> listeners_;  // under mu_
+  // Measured step time per token (EWMA) and steps of the current group, for step deadlines.
+  double seconds_per_token_ = 0.0;
+  int64_t group_steps_ = 0;
   bool stop_ = false;
-  bool accepting_ = true;                // under mu_
+  std::atomic<bool> accepting_{true};
   std::optional<absl::Status> end_all_;  // under mu_
   std::thread thread_;
 };

@@ -248,6 +248,21 @@ bool Scheduler::Finish(uint64_t id) {
   return true;
 }
 
+std::vector<uint64_t> Scheduler::RequeueAll() {
+  std::vector<uint64_t> started;
+  for (auto& [id, seq] : sequences_) {
+    if (seq->slot) {
+      started.push_back(id);
+      seq->requeued = true;
+    }
+    Release(*seq);
+    seq->in_flight = false;
+    seq->planned = false;
+    seq->pending_end = 0;
+  }
+  return started;
+}
+
 std::vector<int32_t> Scheduler::Generated(uint64_t id) const {
   auto it = sequences_.find(id);
   if (it == sequences_.end()) return {};
@@ -267,7 +282,8 @@ SchedulerStats Scheduler::Stats() const {
       ++s.running;
     } else {
       ++s.waiting;
-      if (seq->preemptions == 0) s.queued_prompt_tokens += static_cast<int64_t>(seq->tokens.size());
+      if (seq->preemptions == 0 && !seq->requeued)
+        s.queued_prompt_tokens += static_cast<int64_t>(seq->tokens.size());
     }
     if (seq->in_flight) ++s.in_flight;
   }

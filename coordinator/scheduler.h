@@ -95,6 +95,12 @@ class Scheduler {
   // Ends the sequence wherever it is; frees its slot and blocks. Returns false if unknown.
   bool Finish(uint64_t id);
 
+  // The workers lost every sequence's state (the group failed and is being rebuilt): every
+  // sequence goes back to the queue, in its original arrival order, to be recomputed from its
+  // prompt plus the tokens generated so far; steps in flight are forgotten (a later Complete for
+  // them is ignored). Returns the ids of the sequences that had started (held a slot).
+  std::vector<uint64_t> RequeueAll();
+
   bool Contains(uint64_t id) const { return sequences_.count(id) > 0; }
   // Generated tokens of a live sequence (empty if unknown).
   std::vector<int32_t> Generated(uint64_t id) const;
@@ -114,6 +120,7 @@ class Scheduler {
     bool planned = false;     // in the plan being built
     int64_t pending_end = 0;  // num_computed once the in-flight chunk completes
     int32_t preemptions = 0;
+    bool requeued = false;  // started, then sent back by RequeueAll
   };
 
   // Grows `seq`'s block table to cover `positions`; false (nothing changed) if not enough free.

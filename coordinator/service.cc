@@ -429,6 +429,15 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   lg->set_live(ledger.live);
   lg->set_preemptions(ledger.preemptions);
   lg->set_steps(ledger.steps);
+  lg->set_failures(ledger.failures);
+  lg->set_recoveries(ledger.recoveries);
+  lg->set_replays(ledger.replays);
+  const ReplicaStatus replica = engine_->Replica();
+  v1::ReplicaInfo* ri = response->mutable_replica();
+  ri->set_state(replica.ready ? v1::ReplicaInfo::STATE_READY : v1::ReplicaInfo::STATE_RECOVERING);
+  ri->set_reason(replica.reason);
+  ri->set_state_seconds(absl::ToDoubleSeconds(absl::Now() - replica.since));
+  ri->set_last_failure(replica.last_failure);
   for (const auto& [code, n] : ledger.by_code) {
     (*lg->mutable_terminated_by_code())[absl::StatusCodeToString(code)] = n;
   }
@@ -477,9 +486,12 @@ absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelD
   if (health != nullptr) {
     health->SetServingStatus(engine->healthy());
     health->SetServingStatus("tandem.v1.Tandem", engine->healthy());
-    engine->SetOnBroken([health] {
-      health->SetServingStatus(false);
-      health->SetServingStatus("tandem.v1.Tandem", false);
+    // NOT_SERVING while the group recovers, SERVING again once it is back (a drain sets
+    // NOT_SERVING for good before it stops accepting).
+    engine->AddStateListener([health, engine](bool ready, const std::string&) {
+      if (ready && !engine->accepting()) return;
+      health->SetServingStatus(ready);
+      health->SetServingStatus("tandem.v1.Tandem", ready);
     });
   }
   return out;

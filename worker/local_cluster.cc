@@ -109,7 +109,26 @@ std::string LogTail(const fs::path& path) {
   return s;
 }
 
+// Channels to the workers reconnect within ~1 s of a worker coming back (gRPC's default back-off
+// grows to 120 s), so a restarted worker is found again in seconds.
+grpc::ChannelArguments WorkerChannelArgs() {
+  grpc::ChannelArguments ch;
+  ch.SetMaxReceiveMessageSize(256 << 20);
+  ch.SetMaxSendMessageSize(256 << 20);
+  ch.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  ch.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  ch.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return ch;
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> NewCoordinatorId() {
+  ASSIGN_OR_RETURN(const std::string nonce, auth::RandomHex(8));
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, ":", getpid(), ":", nonce);
+}
 
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     const LocalClusterOptions& options) {
@@ -145,11 +164,10 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
           : absl::StrCat(options.rendezvous_host, ":", impl.rendezvous->port());
 
   // Group identity: this coordinator's id and the secret the workers check.
-  {
-    ASSIGN_OR_RETURN(const std::string nonce, auth::RandomHex(8));
-    char host[256] = {0};
-    gethostname(host, sizeof(host) - 1);
-    cluster->credentials_.coordinator_id = absl::StrCat(host, ":", getpid(), ":", nonce);
+  if (!options.coordinator_id.empty()) {
+    cluster->credentials_.coordinator_id = options.coordinator_id;
+  } else {
+    ASSIGN_OR_RETURN(cluster->credentials_.coordinator_id, NewCoordinatorId());
   }
   cluster->credentials_.secret = options.group_secret;
   if (cluster->credentials_.secret.empty()) {
@@ -248,9 +266,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
           absl::StrCat("workers[", r, "]: '", a, "' is not host:port"));
     }
     hosts[r] = a.substr(0, colon);
-    grpc::ChannelArguments ch;
-    ch.SetMaxReceiveMessageSize(256 << 20);
-    ch.SetMaxSendMessageSize(256 << 20);
+    grpc::ChannelArguments ch = WorkerChannelArgs();
     cluster->addresses_.push_back(a);
     impl.stubs.push_back(
         pb::Worker::NewStub(grpc::CreateCustomChannel(a, channel_credentials, ch)));
@@ -279,9 +295,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    grpc::ChannelArguments ch;
-    ch.SetMaxReceiveMessageSize(256 << 20);
-    ch.SetMaxSendMessageSize(256 << 20);
+    grpc::ChannelArguments ch = WorkerChannelArgs();
     cluster->addresses_.push_back(absl::StrCat("127.0.0.1:", port));
     impl.stubs.push_back(pb::Worker::NewStub(grpc::CreateCustomChannel(
         cluster->addresses_.back(), grpc::InsecureChannelCredentials(), ch)));
@@ -477,6 +491,13 @@ absl::Status LocalCluster::Submit(pb::StepRequest request) {
 }
 
 absl::StatusOr<pb::StepResponse> LocalCluster::Await() {
+  absl::StatusOr<std::optional<pb::StepResponse>> r = Poll(absl::InfiniteDuration());
+  if (!r.ok()) return r.status();
+  return std::move(**r);
+}
+
+absl::StatusOr<std::optional<pb::StepResponse>> LocalCluster::Poll(absl::Duration max_wait) {
+  const absl::Time wait_until = absl::Now() + max_wait;
   if (failed_) return absl::FailedPreconditionError("the cluster failed earlier");
   Impl& impl = *impl_;
   if (impl.in_flight.empty()) return absl::FailedPreconditionError("no step is in flight");
@@ -503,12 +524,13 @@ absl::StatusOr<pb::StepResponse> LocalCluster::Await() {
       if (failure.ok()) failure = impl.detected;
       if (failure.ok()) failure = first_error();
       for (int r = 0; r < world; ++r) all = all && !impl.streams[r]->answers.empty();
-      if (failure.ok() && !all) {
+      if (failure.ok() && !all && absl::Now() < wait_until) {
         // Wake on any answer, or every 5 ms to watch the processes.
         impl.cv.WaitWithTimeout(&impl.mu, absl::Milliseconds(5));
         continue;
       }
     }
+    if (failure.ok() && !all && absl::Now() <= step.deadline) return std::nullopt;
     if (failure.ok() && all) break;
     if (failure.ok() && absl::Now() > step.deadline) {
       failure = absl::DeadlineExceededError(
@@ -557,7 +579,7 @@ absl::StatusOr<pb::StepResponse> LocalCluster::Await() {
                                               " was expected"));
     }
   }
-  return std::move(answers[answering_rank_]);
+  return std::optional<pb::StepResponse>(std::move(answers[answering_rank_]));
 }
 
 void LocalCluster::SetOnFailure(std::function<void(const absl::Status&)> fn) {
@@ -611,14 +633,16 @@ absl::Status LocalCluster::Release(const std::vector<int32_t>& slots) {
   return absl::OkStatus();
 }
 
-void LocalCluster::Teardown() {
+void LocalCluster::Discard() { Teardown(/*graceful=*/false); }
+
+void LocalCluster::Teardown(bool graceful) {
   if (!impl_) return;
   CloseStreams();
   Impl& impl = *impl_;
   if (impl.lease_keeper) impl.lease_keeper->Stop();
   // Only local workers are asked to exit: a remote worker outlives its coordinator (its lease
   // lapses and it waits for the next one), so an orchestrator does not restart it in a loop.
-  for (size_t r = 0; r < impl.stubs.size() && local(); ++r) {
+  for (size_t r = 0; r < impl.stubs.size() && local() && graceful; ++r) {
     if (r < impl.reaped.size() && impl.reaped[r]) continue;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
@@ -627,7 +651,7 @@ void LocalCluster::Teardown() {
     (void)impl.stubs[r]->Shutdown(&ctx, pb::ShutdownRequest(), &resp);
   }
   // Give them a moment to exit cleanly, then kill whatever is left of the group.
-  const absl::Time deadline = absl::Now() + absl::Seconds(3);
+  const absl::Time deadline = absl::Now() + (graceful ? absl::Seconds(3) : absl::ZeroDuration());
   while (absl::Now() < deadline) {
     bool all = true;
     for (size_t r = 0; r < pids_.size(); ++r) {
@@ -654,6 +678,6 @@ void LocalCluster::Teardown() {
   impl_.reset();
 }
 
-LocalCluster::~LocalCluster() { Teardown(); }
+LocalCluster::~LocalCluster() { Teardown(/*graceful=*/true); }
 
 }  // namespace tandem::worker

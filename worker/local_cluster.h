@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,10 @@ struct LocalClusterOptions {
   // The group secret. Local workers: empty = a new random one (the usual case). Remote workers:
   // required, the one they were started with.
   std::string group_secret;
+  // This coordinator's identity towards the workers ("" = a new random one). A coordinator that
+  // rebuilds its group keeps its id, so it re-claims its own workers at a new epoch at once
+  // instead of waiting for its old lease to lapse.
+  std::string coordinator_id;
   // Lease TTL of the local workers started here (remote workers have their own --lease-ttl-ms).
   absl::Duration lease_ttl = absl::Seconds(5);
   // mTLS to remote workers (CA that signed the workers' certificates, this coordinator's
@@ -83,6 +88,9 @@ struct LocalClusterOptions {
   int worker_metrics_port_base = -1;
 };
 
+// "host:pid:random": a coordinator id for the group's leases (DESIGN.md §8).
+[[nodiscard]] absl::StatusOr<std::string> NewCoordinatorId();
+
 class LocalCluster {
  public:
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(
@@ -95,6 +103,10 @@ class LocalCluster {
   [[nodiscard]] absl::Status Submit(::tandem::worker::v1::StepRequest request);
   // The answer to the oldest plan in flight (FAILED_PRECONDITION when none is).
   [[nodiscard]] absl::StatusOr<::tandem::worker::v1::StepResponse> Await();
+  // Like Await, waiting at most `max_wait`: nullopt when the answer has not come yet (failures
+  // and the step timeout are reported as by Await).
+  [[nodiscard]] absl::StatusOr<std::optional<::tandem::worker::v1::StepResponse>> Poll(
+      absl::Duration max_wait);
   int in_flight() const;
   // Runs `fn(reason)` once when a rank is declared dead (see the class comment), on the heartbeat
   // thread; at once if one already was. Thread-safe; SetOnFailure(nullptr) before whatever `fn`
@@ -103,6 +115,11 @@ class LocalCluster {
   // OK, or why a rank was declared dead.
   absl::Status detected_failure() const;
   [[nodiscard]] absl::Status Release(const std::vector<int32_t>& slots);
+
+  // Tears the cluster down at once for a rebuild: local workers are SIGKILLed and reaped without
+  // being asked to shut down (one may be frozen); remote workers are left running for the next
+  // claim. The object is then only good for destruction.
+  void Discard();
 
   int world_size() const { return world_; }
   // Whether the workers are this process's children (false: joined by address).
@@ -121,7 +138,7 @@ class LocalCluster {
 
  private:
   LocalCluster() = default;
-  void Teardown();
+  void Teardown(bool graceful);
   void CloseStreams();
   // UNAVAILABLE naming the first rank whose process has exited (reaping it), else OK.
   absl::Status ReapDead(uint64_t step_id);

@@ -56,9 +56,16 @@ StageExecutor::StageExecutor(sharding::ShardPlan plan, int rank)
     : plan_(std::move(plan)), rank_(rank) {}
 
 StageExecutor::~StageExecutor() {
+  // Peers still waiting on this rank (a group being rebuilt) fail now, not at their timeout.
+  AbortCommunication(absl::UnavailableError("the worker dropped its shard"));
   model_.reset();
   pipeline_.reset();
   tp_comm_.reset();
+}
+
+void StageExecutor::AbortCommunication(const absl::Status& reason) {
+  if (tp_comm_) tp_comm_->Abort(reason);
+  if (pipeline_) pipeline_->Abort(reason);
 }
 
 absl::StatusOr<std::unique_ptr<StageExecutor>> StageExecutor::Create(const pb::LoadRequest& req) {
@@ -280,6 +287,10 @@ absl::StatusOr<pb::StepResponse> StageExecutor::Execute(const pb::StepRequest& r
   if (!st.ok()) {
     wm.step_errors->Increment();
     broken_ = Broken(rank_, st);
+    // The rest of the group may be waiting on this rank in a collective or a pipeline transfer:
+    // close every connection so they fail now (and the group is rebuilt in seconds), not at
+    // their communication timeout.
+    AbortCommunication(broken_);
     return broken_;
   }
   wm.steps->Increment();

@@ -38,6 +38,11 @@ class StageExecutor {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<StageExecutor>> Create(
       const pb::LoadRequest& request);
   ~StageExecutor();
+  // Closes the TP communicator and the pipeline transport (Communicator::Abort, Transport::Abort),
+  // so peers waiting on this rank fail now. Thread-safe: a step stuck on another thread waiting
+  // for a dead peer's pipeline transfer fails promptly (a collective in progress is left to fail
+  // on its own). The executor is unusable afterwards.
+  void AbortCommunication(const absl::Status& reason);
 
   [[nodiscard]] absl::StatusOr<pb::StepResponse> Execute(const pb::StepRequest& request);
   void Release(const std::vector<int32_t>& slots);

@@ -51,10 +51,21 @@ class WorkerService final : public pb::Worker::Service {
   grpc::Status Claim(grpc::ServerContext* ctx, const pb::ClaimRequest* req,
                      pb::ClaimResponse* out) override {
     if (grpc::Status s = Admit(*ctx, Access::kMember); !s.ok()) return s;
+    const uint64_t previous_epoch = lease_.Get(absl::Now()).epoch;
     const absl::Status claimed = lease_.Claim(req->coordinator_id(), req->epoch(), absl::Now());
     if (!claimed.ok()) {
       TANDEM_LOG(WARNING) << claimed.message();
       return ToGrpc(claimed);
+    }
+    if (req->epoch() > previous_epoch) {
+      // A new group is forming (a rebuild after a failure, or a takeover): the old group's step
+      // may be stuck waiting for a dead peer; free it now, so the Load that follows does not wait
+      // for the communication timeout.
+      absl::MutexLock lock(&interrupt_mu_);
+      if (interruptible_ != nullptr) {
+        interruptible_->AbortCommunication(
+            absl::UnavailableError(absl::StrCat("a new group is forming at epoch ", req->epoch())));
+      }
     }
     TANDEM_LOG(INFO) << "claimed by coordinator '" << req->coordinator_id() << "' at epoch "
                      << req->epoch();
@@ -74,9 +85,13 @@ class WorkerService final : public pb::Worker::Service {
     const pb::LoadRequest* req = &tagged;
     absl::MutexLock lock(&mu_);
     if (executor_) {
-      // A new coordinator (the previous one restarted without shutting this worker down) takes
-      // the worker over: drop the old shard and its communicators, then load afresh.
-      TANDEM_LOG(WARNING) << "Load while loaded: dropping the previous shard for a new coordinator";
+      // A new group (a rebuild, or a new coordinator taking the worker over): drop the old shard
+      // and its communicators, then load afresh.
+      TANDEM_LOG(WARNING) << "Load while loaded: dropping the previous shard for a new group";
+      {
+        absl::MutexLock interrupt_lock(&interrupt_mu_);
+        interruptible_ = nullptr;
+      }
       executor_.reset();
     }
     state_ = pb::WORKER_STATE_LOADING;
@@ -89,6 +104,10 @@ class WorkerService final : public pb::Worker::Service {
       return ToGrpc(ex.status());
     }
     executor_ = std::move(*ex);
+    {
+      absl::MutexLock interrupt_lock(&interrupt_mu_);
+      interruptible_ = executor_.get();
+    }
     state_ = pb::WORKER_STATE_READY;
     FillInfo(out->mutable_info());
     {
@@ -240,6 +259,10 @@ class WorkerService final : public pb::Worker::Service {
   WorkerLease lease_;
   absl::Mutex mu_;
   std::unique_ptr<StageExecutor> executor_ ABSL_GUARDED_BY(mu_);
+  // The loaded executor, for Claim to interrupt a stuck step without taking mu_ (cleared before
+  // the executor goes).
+  absl::Mutex interrupt_mu_;
+  StageExecutor* interruptible_ ABSL_GUARDED_BY(interrupt_mu_) = nullptr;
   std::atomic<int> state_{pb::WORKER_STATE_WAITING};
   std::atomic<uint64_t> last_step_id_{0};
   std::atomic<bool> shutdown_{false};

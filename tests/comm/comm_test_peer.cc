@@ -13,7 +13,9 @@
 #include <iostream>
 #include <map>
 #include <string>
+#include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -170,6 +172,27 @@ int GlooStuck(const Args& args) {
   s = (*comm)->AllReduceSum(data.data(), data.size());
   return ReportResult(args, s, absl::Now() - start);
 }
+// The last rank's step failed elsewhere: it calls Abort instead of joining the all-reduce. The
+// others must fail UNAVAILABLE at once (its connections close), far before their 20 s deadline.
+int GlooAbort(const Args& args) {
+  auto comm = MakeGloo(args, absl::Seconds(20));
+  PEER_CHECK(comm.ok(), comm.status());
+  absl::Status s = (*comm)->Barrier();
+  PEER_CHECK(s.ok(), s);
+  if (args.rank == args.size - 1) {
+    absl::SleepFor(absl::Milliseconds(300));  // the others are inside the all-reduce
+    (*comm)->Abort(absl::UnavailableError("the step failed elsewhere"));
+    absl::Status after = (*comm)->Barrier();
+    PEER_CHECK(after.code() == absl::StatusCode::kFailedPrecondition, after);
+    PEER_CHECK(absl::StrContains(after.message(), "the step failed elsewhere"), after);
+    pause();
+    return 0;
+  }
+  std::vector<float> data = RankFloats(args.seed, args.rank, 1000, 1);
+  const absl::Time start = absl::Now();
+  s = (*comm)->AllReduceSum(data.data(), data.size());
+  return ReportResult(args, s, absl::Now() - start);
+}
 #endif  // TANDEM_TEST_GLOO
 
 #ifdef TANDEM_TEST_UCX
@@ -239,6 +262,31 @@ int UcxSendRecv(const Args& args) {
     PEER_CHECK(s.ok(), s);
   }
   return 0;
+}
+
+// Rank 0 waits in a Recv from rank 1, which never sends (it is alive: no disconnect to see);
+// another thread of rank 0 calls Abort, as a worker does when a new group forms. The Recv must
+// fail at once, far before its 30 s timeout.
+int UcxAbortInterrupt(const Args& args) {
+  auto t = MakeUcx(args);
+  PEER_CHECK(t.ok(), t.status());
+  if (args.rank == 1) {
+    PEER_CHECK(args.store->Set("ready/1", "x").ok(), "set");
+    pause();
+    return 0;
+  }
+  std::thread aborter([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    (*t)->Abort(absl::UnavailableError("a new group is forming"));
+  });
+  std::string buf(1 << 16, '\0');
+  const absl::Time start = absl::Now();
+  absl::StatusOr<size_t> r = (*t)->Recv(1, 7, buf.data(), buf.size(), absl::Seconds(30));
+  const absl::Duration elapsed = absl::Now() - start;
+  aborter.join();
+  PEER_CHECK(!r.ok(), "the receive succeeded");
+  PEER_CHECK(absl::StrContains(r.status().message(), "a new group is forming"), r.status());
+  return ReportResult(args, r.status(), elapsed);
 }
 
 // Rank 1 is the victim; rank 0 waits in Recv when the parent kills it.
@@ -375,6 +423,7 @@ int main(int argc, char** argv) {
       {"gloo_collectives", GlooCollectives},
       {"gloo_kill", GlooKill},
       {"gloo_stuck", GlooStuck},
+      {"gloo_abort", GlooAbort},
 #endif
 #ifdef TANDEM_TEST_NCCL
       {"nccl_two_ranks_one_gpu", NcclTwoRanksOneGpu},
@@ -382,6 +431,7 @@ int main(int argc, char** argv) {
 #ifdef TANDEM_TEST_UCX
       {"ucx_sendrecv", UcxSendRecv},
       {"ucx_kill", UcxKill},
+      {"ucx_abort_interrupt", UcxAbortInterrupt},
       {"ucx_send_failures", UcxSendFailures},
       {"ucx_collectives", UcxCollectives},
       {"ucx_collectives_kill", UcxCollectivesKill},

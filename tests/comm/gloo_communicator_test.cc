@@ -57,6 +57,22 @@ TEST_P(GlooTest, StuckPeerIsDeadlineExceeded) {
   EXPECT_GE(deadline_exceeded, 1);
 }
 
+// Abort (a worker whose step failed elsewhere) closes the connections: ranks waiting for it in a
+// collective fail UNAVAILABLE at once instead of at their 20 s deadline.
+TEST_P(GlooTest, AbortFailsThePeersCollectivesAtOnce) {
+  const int size = GetParam();
+  std::vector<pid_t> pids = SpawnRanks("gloo_abort", size);
+  pids.pop_back();  // the aborting rank parks; teardown kills it
+  ExpectAllSucceed(pids, absl::Seconds(15));
+  for (int r = 0; r + 1 < size; ++r) {
+    int code = 0;
+    int64_t elapsed_ms = 0;
+    ReadResult(r, &code, &elapsed_ms);
+    EXPECT_EQ(code, static_cast<int>(absl::StatusCode::kUnavailable)) << "rank " << r;
+    EXPECT_LT(elapsed_ms, 5000) << "rank " << r;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Ranks, GlooTest, ::testing::Values(2, 4),
                          [](const auto& info) { return absl::StrCat(info.param, "Ranks"); });
 

@@ -33,6 +33,18 @@ TEST_P(UcxTest, KilledPeerFailsPendingRecvWithinDeadline) {
   EXPECT_LT(elapsed_ms, 15000);
 }
 
+// Abort from another thread (a worker whose old group is being rebuilt) fails a Recv that waits on
+// a live peer that will never send, at once instead of at its 30 s timeout.
+TEST_P(UcxTest, AbortFromAnotherThreadFailsAPendingRecvAtOnce) {
+  std::vector<pid_t> pids = SpawnRanks(Mode("ucx_abort_interrupt"), 2);
+  ExpectAllSucceed({pids[0]}, absl::Seconds(20));
+  int code = 0;
+  int64_t elapsed_ms = 0;
+  ReadResult(0, &code, &elapsed_ms);
+  EXPECT_EQ(code, static_cast<int>(absl::StatusCode::kUnavailable));
+  EXPECT_LT(elapsed_ms, 5000);
+}
+
 TEST_P(UcxTest, SendTimeoutAndKilledReceiverFailSends) {
   std::vector<pid_t> pids = SpawnRanks(Mode("ucx_send_failures"), 3);
   ASSERT_TRUE(store_->Wait({"ready/0", "ready/1", "ready/2"}, absl::Seconds(20)).ok());

@@ -43,10 +43,33 @@ std::chrono::duration<double> TimeToNotServing(const std::shared_ptr<::grpc::Cha
   return limit + std::chrono::seconds(1);
 }
 
-TEST(ServeFailureTest, WorkerKilledAtIdleTurnsHealthNotServingWithinTwoSeconds) {
+// Polls health until SERVING (1); how long it took, or `limit` + 1 s if it never did.
+std::chrono::duration<double> TimeToServing(const std::shared_ptr<::grpc::Channel>& channel,
+                                            Clock::time_point since, std::chrono::seconds limit) {
+  while (Clock::now() - since < limit) {
+    if (HealthStatus(channel) == 1) return Clock::now() - since;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return limit + std::chrono::seconds(1);
+}
+
+// Recovery budget: 10 s (issue 12) plus the tiny model's load time, which on a loaded 2-core
+// machine can itself take a few seconds.
+constexpr auto kRecoveryLimit = std::chrono::seconds(25);
+
+v1::GenerateRequest Seeded(const std::vector<int32_t>& ids, int max_new, uint64_t seed) {
+  v1::GenerateRequest r = Tokens(ids, max_new);
+  r.mutable_sampling()->set_temperature(1.0f);
+  r.mutable_sampling()->set_seed(seed);
+  r.mutable_logprobs()->set_logprobs(true);
+  return r;
+}
+
+TEST(ServeFailureTest, WorkerKilledAtIdleIsDetectedAndTheGroupIsRebuilt) {
   ServeProcess server({"--tp", "1", "--pp", "2"});
   ASSERT_NE(server.port(), 0);
   auto channel = ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials());
+  auto stub = v1::Tandem::NewStub(channel);
   ASSERT_EQ(HealthStatus(channel), 1);
   const std::vector<pid_t> workers = server.Children();
   ASSERT_EQ(workers.size(), 2u);
@@ -55,16 +78,36 @@ TEST(ServeFailureTest, WorkerKilledAtIdleTurnsHealthNotServingWithinTwoSeconds) 
   const auto took = TimeToNotServing(channel, killed, std::chrono::seconds(10));
   std::printf("NOT_SERVING %.3f s after the SIGKILL (idle)\n", took.count());
   EXPECT_LT(took, std::chrono::seconds(2));
-  // New work is refused with the reason.
-  auto stub = v1::Tandem::NewStub(channel);
-  const Result r = Stream(*stub, Tokens({1, 2}, 2), 10000);
-  EXPECT_EQ(r.status.error_code(), ::grpc::StatusCode::UNAVAILABLE);
-  EXPECT_NE(r.status.error_message().find("worker rank 0"), std::string::npos)
-      << r.status.error_message();
+  // A request sent while the group is down waits for it instead of failing.
+  const Result during = Stream(*stub, Tokens({1, 2}, 3), 60000);
+  const auto back = TimeToServing(channel, killed, kRecoveryLimit);
+  std::printf("SERVING again %.3f s after the SIGKILL\n", back.count());
+  EXPECT_LT(back, kRecoveryLimit);
+  EXPECT_TRUE(during.status.ok()) << during.status.error_message();
+  EXPECT_EQ(during.ids.size(), 3u);
+  const Result after = Stream(*stub, Tokens({1, 2}, 3), 30000);
+  EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+  // The same coordinator, new workers.
+  EXPECT_EQ(kill(server.pid(), 0), 0);
+  const std::vector<pid_t> now = server.Children();
+  ASSERT_EQ(now.size(), 2u);
+  EXPECT_NE(now[0], workers[0]);
+  const v1::GetModelInfoResponse info = Info(*stub);
+  EXPECT_EQ(info.ledger().failures(), 1);
+  EXPECT_EQ(info.ledger().recoveries(), 1);
+  EXPECT_EQ(info.ledger().replays(), 0);
+  EXPECT_EQ(info.replica().state(), v1::ReplicaInfo::STATE_READY);
+  EXPECT_NE(info.replica().last_failure().find("worker rank 0"), std::string::npos)
+      << info.replica().last_failure();
 }
 
-TEST(ServeFailureTest, WorkerFrozenDuringDecodeIsDetectedAndItsStreamEnds) {
-  ServeProcess server({"--tp", "1", "--pp", "2"});
+// A worker frozen mid-decode: detected within 2 s; a request with time_limit_ms 2000 ends
+// DEADLINE_EXCEEDED within 3 s and an Abort ends its stream within 1 s although the step is
+// stuck; the group is rebuilt (the frozen worker is ours: killed and started again) and the
+// seeded stream that was running resumes where it was: its tokens and logprobs equal an
+// uninterrupted run's (f32 checkpoint).
+TEST(ServeFailureTest, WorkerFrozenDuringDecodeIsReplacedAndTheStreamContinuesUnchanged) {
+  ServeProcess server({"--tp", "1", "--pp", "2", "--model", F32Model()});
   ASSERT_NE(server.port(), 0);
   auto channel = ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials());
   auto stub = v1::Tandem::NewStub(channel);
@@ -72,45 +115,96 @@ TEST(ServeFailureTest, WorkerFrozenDuringDecodeIsDetectedAndItsStreamEnds) {
   const std::vector<pid_t> workers = server.Children();
   ASSERT_EQ(workers.size(), 2u);
 
-  // The longest stream the tiny model's 1024-token context allows.
-  constexpr int kMaxNew = 1000;
+  constexpr int kMaxNew = 600;
+  const v1::GenerateRequest request = Seeded({1, 2, 3}, kMaxNew, 4242);
+  const Result reference = Stream(*stub, request, 120000);
+  ASSERT_TRUE(reference.status.ok()) << reference.status.error_message();
+  ASSERT_EQ(reference.ids.size(), static_cast<size_t>(kMaxNew));
+
   std::atomic<int> tokens{0};
-  std::atomic<bool> done{false};
-  ::grpc::Status status;
-  Clock::time_point ended;
+  Result replayed;
   ::grpc::ClientContext ctx;
-  ctx.set_deadline(Clock::now() + std::chrono::seconds(60));
+  ctx.set_deadline(Clock::now() + std::chrono::seconds(120));
   std::thread client([&] {
-    auto reader = stub->GenerateStream(&ctx, Tokens({1, 2, 3}, kMaxNew));
+    auto reader = stub->GenerateStream(&ctx, request);
     v1::GenerateStreamResponse msg;
-    while (reader->Read(&msg)) tokens += msg.token_ids_size();
-    status = reader->Finish();
-    ended = Clock::now();
-    done = true;
+    while (reader->Read(&msg)) {
+      replayed.ids.insert(replayed.ids.end(), msg.token_ids().begin(), msg.token_ids().end());
+      replayed.logprobs.insert(replayed.logprobs.end(), msg.logprobs().begin(),
+                               msg.logprobs().end());
+      tokens += msg.token_ids_size();
+    }
+    replayed.status = reader->Finish();
   });
-  for (int i = 0; i < 3000 && tokens.load() == 0 && !done.load(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // A stream to Abort, started before the freeze.
+  v1::GenerateRequest abortable = Tokens({4, 5}, 1000);
+  abortable.set_request_id("abort-me");
+  std::atomic<bool> abort_done{false};
+  Result aborted;
+  Clock::time_point aborted_at;
+  std::thread abort_client([&] {
+    aborted = Stream(*stub, abortable, 120000);
+    aborted_at = Clock::now();
+    abort_done = true;
+  });
+  for (int i = 0; i < 3000 && tokens.load() < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  if (tokens.load() == 0 || done.load()) {
-    ctx.TryCancel();
-    client.join();
-    FAIL() << "the stream did not start decoding: " << status.error_message();
-  }
+  ASSERT_GE(tokens.load(), 20) << "the stream did not start decoding";
   const auto stopped = Clock::now();
   ASSERT_EQ(kill(workers[1], SIGSTOP), 0);
   KillAtExit cleanup(workers[1]);
-  const int before = tokens.load();
+  // While the step is stuck: a request with a 2 s time limit, and an Abort.
+  Result limited;
+  Clock::time_point limited_at;
+  std::thread limited_client([&] {
+    v1::GenerateRequest r = Tokens({6, 7}, 1000);
+    r.set_time_limit_ms(2000);
+    limited = Stream(*stub, r, 60000);
+    limited_at = Clock::now();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto abort_sent = Clock::now();
+  {
+    ::grpc::ClientContext actx;
+    actx.set_deadline(Clock::now() + std::chrono::seconds(10));
+    v1::AbortRequest areq;
+    areq.add_request_ids("abort-me");
+    v1::AbortResponse aresp;
+    EXPECT_TRUE(stub->Abort(&actx, areq, &aresp).ok());
+  }
   const auto took = TimeToNotServing(channel, stopped, std::chrono::seconds(10));
+  abort_client.join();
+  limited_client.join();
+  const auto back = TimeToServing(channel, stopped, kRecoveryLimit);
   client.join();
-  const std::chrono::duration<double> stream_end = ended - stopped;
-  std::printf("NOT_SERVING %.3f s, stream ended %.3f s after the SIGSTOP (%d tokens before)\n",
-              took.count(), stream_end.count(), before);
+  std::printf(
+      "NOT_SERVING %.3f s after the SIGSTOP; abort took %.3f s; the 2 s request ended %.3f s "
+      "after it was sent; SERVING again %.3f s after the SIGSTOP\n",
+      took.count(), std::chrono::duration<double>(aborted_at - abort_sent).count(),
+      std::chrono::duration<double>(limited_at - stopped).count(), back.count());
   EXPECT_LT(took, std::chrono::seconds(2));
-  EXPECT_EQ(status.error_code(), ::grpc::StatusCode::UNAVAILABLE) << status.error_message();
-  EXPECT_LT(tokens.load(), kMaxNew);
-  EXPECT_LT(stream_end, std::chrono::seconds(3));
-  EXPECT_NE(status.error_message().find("worker rank 1"), std::string::npos)
-      << status.error_message();
+  EXPECT_EQ(aborted.status.error_code(), ::grpc::StatusCode::CANCELLED)
+      << aborted.status.error_message();
+  EXPECT_LT(aborted_at - abort_sent, std::chrono::seconds(1));
+  EXPECT_EQ(limited.status.error_code(), ::grpc::StatusCode::DEADLINE_EXCEEDED)
+      << limited.status.error_message();
+  EXPECT_LT(limited_at - stopped, std::chrono::seconds(3) + std::chrono::milliseconds(300));
+  EXPECT_LT(back, kRecoveryLimit);
+  // The interrupted stream: a pause, not an error, and the same tokens.
+  ASSERT_TRUE(replayed.status.ok()) << replayed.status.error_message();
+  ASSERT_EQ(replayed.ids.size(), reference.ids.size());
+  EXPECT_EQ(replayed.ids, reference.ids);
+  ASSERT_EQ(replayed.logprobs.size(), reference.logprobs.size());
+  for (size_t i = 0; i < reference.logprobs.size(); ++i) {
+    EXPECT_NEAR(replayed.logprobs[i].logprob(), reference.logprobs[i].logprob(), 1e-4) << i;
+  }
+  const v1::GetModelInfoResponse info = Info(*stub);
+  EXPECT_EQ(info.ledger().failures(), 1);
+  EXPECT_EQ(info.ledger().recoveries(), 1);
+  EXPECT_GE(info.ledger().replays(), 1);
+  EXPECT_EQ(info.ledger().accepted(), info.ledger().terminated());
+  EXPECT_EQ(kill(server.pid(), 0), 0) << "the coordinator must not restart";
 }
 
 // SIGTERM: health NOT_SERVING at once, new requests refused "server shutting down", the streams in
@@ -224,61 +318,74 @@ TEST(ServeDrainTest, StreamsPastTheDrainTimeoutEndUnavailable) {
   EXPECT_EQ(WEXITSTATUS(exit_status), 0);
 }
 
-// A `tandem worker` started by hand or by an orchestrator (no --parent-pid).
-class RemoteWorker {
- public:
-  RemoteWorker() {
-    setenv("TANDEM_GROUP_SECRET", "failure-test-group-secret-0123456789", 1);
-    static int instances = 0;
-    port_file_ = ::testing::TempDir() + "/failure_worker_" + std::to_string(getpid()) + "_" +
-                 std::to_string(instances++) + ".port";
-    std::remove(port_file_.c_str());
-    pid_ = SpawnInOwnGroup({std::string(TANDEM_BINARY_DIR) + "/bin/tandem", "worker", "--listen",
-                            "127.0.0.1:0", "--port-file", port_file_, "--lease-ttl-ms", "1000"},
-                           "");
-    const auto until = Clock::now() + std::chrono::seconds(60);
-    while (Clock::now() < until && port_ == 0) {
-      std::ifstream in(port_file_);
-      in >> port_;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-  ~RemoteWorker() {
-    if (pid_ > 0) {
-      kill(-pid_, SIGKILL);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
-    std::remove(port_file_.c_str());
-  }
-  int port() const { return port_; }
-  bool running() {
-    int status = 0;
-    return pid_ > 0 && waitpid(pid_, &status, WNOHANG) == 0;
-  }
-  // Sends SIGTERM; the exit status if it exits within `limit`, else -1.
-  int Terminate(std::chrono::milliseconds limit) {
-    kill(pid_, SIGTERM);
-    const auto until = Clock::now() + limit;
-    int status = 0;
-    while (Clock::now() < until) {
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = 0;
-        return status;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return -1;
-  }
+// Workers the coordinator did not start (pods): one frozen and thawed, then one killed and
+// started again on its address. Each time the same coordinator re-claims the group at a new epoch
+// and serves again within the recovery budget, and a stream running across the failure completes.
+constexpr char kSecret[] = "failure-test-group-secret-0123456789";
 
- private:
-  pid_t pid_ = 0;
-  int port_ = 0;
-  std::string port_file_;
-};
+TEST(ServeRecoveryTest, RemoteWorkersFrozenOrRestartedOnTheirAddressAreTakenBack) {
+  RemoteWorker w0(kSecret), w1(kSecret);
+  ASSERT_NE(w0.port(), 0);
+  ASSERT_NE(w1.port(), 0);
+  ServeProcess server({"--tp", "1", "--pp", "2", "--workers", w0.address() + "," + w1.address()});
+  ASSERT_NE(server.port(), 0);
+  auto channel = ::grpc::CreateChannel(server.address(), ::grpc::InsecureChannelCredentials());
+  auto stub = v1::Tandem::NewStub(channel);
+  ASSERT_EQ(HealthStatus(channel), 1);
+
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "SIGSTOP then SIGCONT" : "SIGKILL then restart");
+    std::atomic<int> tokens{0};
+    Result running;
+    std::thread client([&] {
+      ::grpc::ClientContext ctx;
+      ctx.set_deadline(Clock::now() + std::chrono::seconds(120));
+      auto reader = stub->GenerateStream(&ctx, Tokens({1, 2, 3 + round}, 400));
+      v1::GenerateStreamResponse msg;
+      while (reader->Read(&msg)) {
+        running.ids.insert(running.ids.end(), msg.token_ids().begin(), msg.token_ids().end());
+        tokens += msg.token_ids_size();
+      }
+      running.status = reader->Finish();
+    });
+    for (int i = 0; i < 3000 && tokens.load() < 10; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const auto struck = Clock::now();
+    if (round == 0) {
+      ASSERT_EQ(kill(w1.pid(), SIGSTOP), 0);
+    } else {
+      w1.Kill();
+    }
+    const auto down = TimeToNotServing(channel, struck, std::chrono::seconds(10));
+    Clock::time_point repaired = Clock::now();
+    if (round == 0) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      repaired = Clock::now();
+      ASSERT_EQ(kill(w1.pid(), SIGCONT), 0);
+    } else {
+      w1.Restart();
+      repaired = Clock::now();
+    }
+    const auto back = TimeToServing(channel, repaired, kRecoveryLimit);
+    client.join();
+    std::printf("round %d: NOT_SERVING %.3f s after the fault; SERVING %.3f s after the repair\n",
+                round, down.count(), back.count());
+    EXPECT_LT(down, std::chrono::seconds(2));
+    EXPECT_LT(back, kRecoveryLimit);
+    EXPECT_TRUE(running.status.ok()) << running.status.error_message();
+    EXPECT_EQ(running.ids.size(), 400u);
+    const Result after = Stream(*stub, Tokens({9, 9}, 4), 30000);
+    EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+  }
+  const v1::GetModelInfoResponse info = Info(*stub);
+  EXPECT_EQ(info.ledger().failures(), 2);
+  EXPECT_EQ(info.ledger().recoveries(), 2);
+  EXPECT_EQ(kill(server.pid(), 0), 0) << "the coordinator must not restart";
+}
 
 TEST(WorkerSignalTest, SigtermEndsAWorkerWithStatusZeroWithinOneSecond) {
-  RemoteWorker worker;
+  RemoteWorker worker(kSecret);
   ASSERT_NE(worker.port(), 0);
   const auto sent = Clock::now();
   const int status = worker.Terminate(std::chrono::seconds(1));
@@ -291,7 +398,7 @@ TEST(WorkerSignalTest, SigtermEndsAWorkerWithStatusZeroWithinOneSecond) {
 
 // A remote worker does not exit when its coordinator shuts down; the next coordinator uses it.
 TEST(WorkerSignalTest, ARemoteWorkerOutlivesItsCoordinatorAndServesTheNextOne) {
-  RemoteWorker worker;
+  RemoteWorker worker(kSecret);
   ASSERT_NE(worker.port(), 0);
   const std::vector<std::string> args = {
       "--tp", "1", "--pp", "1", "--workers", "127.0.0.1:" + std::to_string(worker.port())};

@@ -338,3 +338,77 @@ TEST(SchedulerTest, RandomCancelsLeaveThePoolsFull) {
 
 }  // namespace
 }  // namespace tandem::coordinator
+
+namespace tandem::coordinator {
+namespace {
+
+// The group fails every few steps (RequeueAll, plans in flight dropped, a fresh executor as the
+// rebuilt group has no state): every sequence still ends with exactly the tokens it gets alone,
+// and the pools are full at the end.
+TEST(SchedulerTest, RequeueAllAfterAGroupFailureGivesTheUninterruptedTokens) {
+  std::mt19937 rng(1234);
+  SchedulerConfig config;
+  config.num_slots = 4;
+  config.num_blocks = 24;
+  config.block_size = 4;
+  config.max_tokens_per_step = 16;
+  config.micro_batches = 2;
+  const std::vector<Job> jobs = RandomJobs(rng, 12, 20, 24);
+  Scheduler s(config);
+  auto exec = std::make_unique<FakeExecutor>(config);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    SequenceSpec spec;
+    spec.id = i;
+    spec.prompt = jobs[i].prompt;
+    spec.max_new_tokens = jobs[i].max_new;
+    ASSERT_TRUE(s.Add(spec).ok());
+  }
+  std::map<uint64_t, std::vector<int32_t>> done;
+  std::vector<StepPlan> in_flight;
+  int failures = 0;
+  for (int steps = 0; done.size() < jobs.size(); ++steps) {
+    ASSERT_LT(steps, 100000) << "no progress";
+    if (steps % 7 == 6) {
+      // The group fails: plans in flight are lost, a new group starts empty.
+      const std::vector<uint64_t> started = s.RequeueAll();
+      in_flight.clear();
+      exec = std::make_unique<FakeExecutor>(config);
+      ++failures;
+      const SchedulerStats st = s.Stats();
+      EXPECT_EQ(st.running, 0);
+      EXPECT_EQ(st.in_flight, 0);
+      EXPECT_EQ(st.free_slots, config.num_slots);
+      EXPECT_EQ(st.free_blocks, config.num_blocks);
+      (void)started;
+    }
+    while (static_cast<int>(in_flight.size()) < 2) {
+      StepPlan plan = s.Schedule();
+      if (plan.empty()) break;
+      in_flight.push_back(std::move(plan));
+    }
+    ASSERT_FALSE(in_flight.empty());
+    StepPlan plan = std::move(in_flight.front());
+    in_flight.erase(in_flight.begin());
+    const std::vector<int32_t> tokens = exec->Run(plan);
+    for (size_t k = 0; k < plan.sequences.size(); ++k) {
+      const uint64_t id = plan.sequences[k].id;
+      s.Complete(id, tokens[k] >= 0 ? std::optional<int32_t>(tokens[k]) : std::nullopt);
+      const std::vector<int32_t> gen = s.Generated(id);
+      if (static_cast<int32_t>(gen.size()) == jobs[id].max_new) {
+        done[id] = gen;
+        s.Finish(id);
+        exec->Gone(id);
+      }
+    }
+  }
+  EXPECT_GT(failures, 3);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(done[i], Alone(jobs[i].prompt, jobs[i].max_new)) << "job " << i;
+  }
+  const SchedulerStats st = s.Stats();
+  EXPECT_EQ(st.free_slots, config.num_slots);
+  EXPECT_EQ(st.free_blocks, config.num_blocks);
+}
+
+}  // namespace
+}  // namespace tandem::coordinator

@@ -155,6 +155,79 @@ class ServeProcess {
   std::string out_path_;
 };
 
+// A `tandem worker` started by hand or by an orchestrator (no --parent-pid). Restart() kills it
+// and starts a new process on the same address, as a pod restart would.
+class RemoteWorker {
+ public:
+  // Children inherit the group secret through the environment (as from a Kubernetes Secret).
+  explicit RemoteWorker(const std::string& group_secret) {
+    setenv("TANDEM_GROUP_SECRET", group_secret.c_str(), 1);
+    static int instances = 0;
+    port_file_ = ::testing::TempDir() + "/remote_worker_" + std::to_string(getpid()) + "_" +
+                 std::to_string(instances++) + ".port";
+    Spawn("127.0.0.1:0");
+  }
+  ~RemoteWorker() {
+    Kill();
+    std::remove(port_file_.c_str());
+  }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  bool running() {
+    int status = 0;
+    return pid_ > 0 && waitpid(pid_, &status, WNOHANG) == 0;
+  }
+  void Kill() {
+    if (pid_ > 0) {
+      kill(-pid_, SIGKILL);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+      pid_ = 0;
+    }
+  }
+  // SIGKILL, then a new process listening on the same port.
+  void Restart() {
+    Kill();
+    const int port = port_;
+    Spawn("127.0.0.1:" + std::to_string(port));
+    EXPECT_EQ(port_, port);
+  }
+  // Sends SIGTERM; the exit status if it exits within `limit`, else -1.
+  int Terminate(std::chrono::milliseconds limit) {
+    kill(pid_, SIGTERM);
+    const auto until = Clock::now() + limit;
+    int status = 0;
+    while (Clock::now() < until) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = 0;
+        return status;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
+ private:
+  void Spawn(const std::string& listen) {
+    std::remove(port_file_.c_str());
+    port_ = 0;
+    pid_ = SpawnInOwnGroup({std::string(TANDEM_BINARY_DIR) + "/bin/tandem", "worker", "--listen",
+                            listen, "--port-file", port_file_, "--lease-ttl-ms", "1000"},
+                           "");
+    const auto until = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < until && port_ == 0) {
+      std::ifstream in(port_file_);
+      in >> port_;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  pid_t pid_ = 0;
+  int port_ = 0;
+  std::string port_file_;
+};
+
 struct Result {
   ::grpc::Status status;
   std::vector<int32_t> ids;

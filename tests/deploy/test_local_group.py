@@ -15,7 +15,7 @@ import render
 # new coordinator claims the workers again and serves. Once the coordinator rebuilds its group
 # by itself (issue 12's recovery), set this to True: the group must then be SERVING again
 # without a coordinator restart.
-RECOVERS_WITHOUT_COORDINATOR_RESTART = False
+RECOVERS_WITHOUT_COORDINATOR_RESTART = True
 # ----------------------------------------------------------------------------------------------
 
 SECRET = {"tandem-group-secret": {"secret": "local-simulation-group-secret-0123456789"}}

@@ -22,6 +22,7 @@
 #include "core/status.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "metrics/http_exporter.h"
+#include "replica/replica_supervisor.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/cli/command.h"
 #include "tools/cli/default_model.h"
@@ -34,20 +35,6 @@ namespace {
 
 constexpr char kName[] = "serve";
 
-class ClusterExecutor : public coordinator::StepExecutor {
- public:
-  ClusterExecutor(worker::LocalCluster* cluster, int max_in_flight)
-      : cluster_(cluster), max_in_flight_(max_in_flight) {}
-  int max_in_flight() const override { return max_in_flight_; }
-  absl::Status Submit(worker::v1::StepRequest request) override {
-    return cluster_->Submit(std::move(request));
-  }
-  absl::StatusOr<worker::v1::StepResponse> Await() override { return cluster_->Await(); }
-
- private:
-  worker::LocalCluster* cluster_;
-  int max_in_flight_;
-};
 
 absl::Status Run(const Args& args) {
   // clang-format off
@@ -56,6 +43,8 @@ absl::Status Run(const Args& args) {
        "max-queued-requests", "max-queued-prompt-tokens", "max-new-tokens", "max-receive-bytes",
        "collective", "micro-batches", "workers", "rendezvous-host", "start-timeout",
        "drain-timeout",
+       // Failures and recovery (docs/serving.md, "Failures and recovery").
+       "max-replays", "step-timeout-floor-ms", "recovery-queue-timeout", "liveness-timeout-ms",
        // Security (docs/serving.md, "Security").
        "tls-cert", "tls-key", "tls-client-ca", "api-keys-file", "group-secret-file",
        "worker-tls-cert", "worker-tls-key", "worker-tls-ca", "lease-ttl-ms",
@@ -107,6 +96,26 @@ absl::Status Run(const Args& args) {
     return absl::InvalidArgumentError("--start-timeout must be >= 1 (seconds)");
   copts.start_timeout = absl::Seconds(start_timeout);
   ASSIGN_OR_RETURN(const int64_t drain_timeout, args.GetInt("drain-timeout", 30));
+  ASSIGN_OR_RETURN(const int64_t max_replays, args.GetInt("max-replays", 3));
+  if (max_replays < 0 || max_replays > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-replays ", max_replays, " is outside [0, 1000]"));
+  }
+  ASSIGN_OR_RETURN(const int64_t step_floor_ms, args.GetInt("step-timeout-floor-ms", 10000));
+  if (step_floor_ms < 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--step-timeout-floor-ms ", step_floor_ms, " is below the minimum of 100"));
+  }
+  ASSIGN_OR_RETURN(const int64_t recovery_queue_timeout, args.GetInt("recovery-queue-timeout", 60));
+  if (recovery_queue_timeout < 1) {
+    return absl::InvalidArgumentError("--recovery-queue-timeout must be >= 1 (seconds)");
+  }
+  ASSIGN_OR_RETURN(const int64_t liveness_ms, args.GetInt("liveness-timeout-ms", 1200));
+  if (liveness_ms < 200 || liveness_ms > 600000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--liveness-timeout-ms ", liveness_ms, " is outside [200, 600000]"));
+  }
+  copts.liveness_timeout = absl::Milliseconds(liveness_ms);
   // Workers on other hosts: `tandem worker --listen 0.0.0.0:PORT` on each, joined by address in
   // rank order. They reach this process's rendezvous store at --rendezvous-host.
   if (auto w = args.Get("workers")) {
@@ -172,14 +181,17 @@ absl::Status Run(const Args& args) {
   copts.worker_metrics_port_base = obs.worker_metrics_port_base;
   ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,
                    tokenizer::Tokenizer::FromFile(copts.model_dir + "/tokenizer.json"));
-  ASSIGN_OR_RETURN(std::unique_ptr<worker::LocalCluster> cluster,
-                   worker::LocalCluster::Start(copts));
+  replica::ReplicaSupervisorOptions ropts;
+  ropts.cluster = copts;
+  ropts.max_in_flight = static_cast<int>(micro_batches);
+  ASSIGN_OR_RETURN(std::unique_ptr<replica::ReplicaSupervisor> supervisor,
+                   replica::ReplicaSupervisor::Start(std::move(ropts)));
 
   // Capacities: the smallest over all ranks (blocks over the ranks that hold attention).
   coordinator::EngineOptions eopts;
   int64_t slots = INT64_MAX, blocks = INT64_MAX, block_size = 0, step_tokens = INT64_MAX;
-  const auto& caps = cluster->infos().front().capabilities();
-  for (const auto& info : cluster->infos()) {
+  const auto& caps = supervisor->infos().front().capabilities();
+  for (const auto& info : supervisor->infos()) {
     slots = std::min(slots, info.capacity().num_slots());
     if (info.capacity().num_blocks() > 0) blocks = std::min(blocks, info.capacity().num_blocks());
     block_size = std::max(block_size, info.capacity().block_size());
@@ -205,10 +217,12 @@ absl::Status Run(const Args& args) {
   eopts.eos_token_id = caps.eos_token_id();
   RETURN_IF_ERROR(CheckServeCapacity(eopts));
   eopts.observer = &cmetrics;
+  eopts.max_replays = static_cast<int32_t>(max_replays);
+  eopts.step_timeout_floor = absl::Milliseconds(step_floor_ms);
+  eopts.recovery_queue_timeout = absl::Seconds(recovery_queue_timeout);
 
-  ClusterExecutor executor(cluster.get(), static_cast<int>(micro_batches));
   std::shared_ptr<const tokenizer::Tokenizer> shared_tok(std::move(tok));
-  auto engine = std::make_unique<coordinator::Engine>(eopts, shared_tok, &executor);
+  auto engine = std::make_unique<coordinator::Engine>(eopts, shared_tok, supervisor.get());
   coordinator::ModelDescription desc;
   desc.model = copts.model_dir;
   desc.tp = copts.tp;
@@ -219,9 +233,9 @@ absl::Status Run(const Args& args) {
   const std::string address = absl::StrCat(args.GetOr("host", "127.0.0.1"), ":", port);
   ASSIGN_OR_RETURN(auto server, coordinator::StartServer(engine.get(), desc, address, max_receive,
                                                          security, &registry));
-  // A worker that dies or freezes breaks the engine (health NOT_SERVING) with no step sent.
-  cluster->SetOnFailure(
-      [e = engine.get()](const absl::Status& failure) { e->Fail(failure.ToString()); });
+  // A worker that dies or freezes turns the engine RECOVERING (health NOT_SERVING) with no step
+  // sent; the supervisor rebuilds the group and resumes it.
+  supervisor->Attach(engine.get());
   cmetrics.AttachEngine(engine.get());
   cmetrics.SetReplicaState(coordinator::ReplicaState::kReady);
   std::printf(
@@ -273,11 +287,11 @@ absl::Status Run(const Args& args) {
   std::fprintf(stderr, "tandem serve: shutting down\n");
   // The streams have ended; their last messages go out before the server stops.
   server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  cluster->SetOnFailure(nullptr);  // the engine goes first
-  metrics_server.reset();          // its collectors read the engine
+  supervisor->Stop();      // no rebuild and no failure report once the engine goes
+  metrics_server.reset();  // its collectors read the engine
   engine.reset();
   server.reset();
-  cluster.reset();
+  supervisor.reset();
   return absl::OkStatus();
 }
 
@@ -308,7 +322,17 @@ const char kUsage[] =
     "  --start-timeout S     seconds for the workers to start and load, and to wait for a previous\n"
     "                        coordinator's lease on them to lapse (default 60)\n"
     "  --drain-timeout S     on SIGTERM/SIGINT: seconds requests in flight may run on before they\n"
-    "                        end UNAVAILABLE (default 30; docs/serving.md, \"Failures and shutdown\")\n"
+    "                        end UNAVAILABLE (default 30; docs/serving.md, \"Failures and recovery\")\n"
+    "\nFailures and recovery (docs/serving.md, \"Failures and recovery\"): a worker that dies or freezes\n"
+    "is detected by heartbeat, the group is rebuilt (same addresses, new epoch) and the requests that\n"
+    "were running are replayed from their prompt and streamed tokens.\n"
+    "  --liveness-timeout-ms N  a worker silent this long is declared dead (default 1200)\n"
+    "  --step-timeout-floor-ms N  least time a step may take before the group is declared failed; each\n"
+    "                        step gets this plus 10x its expected time from measured steps (default 10000)\n"
+    "  --max-replays N       times a request may be replayed after failures before it ends UNAVAILABLE\n"
+    "                        (default 3; 0: running requests end UNAVAILABLE when the group fails)\n"
+    "  --recovery-queue-timeout S  seconds a request may wait for the group to come back before it ends\n"
+    "                        UNAVAILABLE (default 60)\n"
     "\nSecurity (docs/serving.md, \"Security\"):\n"
     "  --tls-cert PEM, --tls-key PEM  serve the API over TLS (default: plaintext)\n"
     "  --tls-client-ca PEM   with TLS: require client certificates signed by this CA (default off)\n"
