@@ -9,14 +9,6 @@ import pytest
 import pods
 import render
 
-# ----------------------------------------------------------------------------------------------
-# What happens when a worker pod dies and the controller recreates it (docs/deploy.md, "When a
-# pod dies"). Today: the coordinator stays NOT_SERVING until its liveness probe restarts it; the
-# new coordinator claims the workers again and serves. Once the coordinator rebuilds its group
-# by itself (issue 12's recovery), set this to True: the group must then be SERVING again
-# without a coordinator restart.
-RECOVERS_WITHOUT_COORDINATOR_RESTART = True
-# ----------------------------------------------------------------------------------------------
 
 SECRET = {"tandem-group-secret": {"secret": "local-simulation-group-secret-0123456789"}}
 SKIP = pods.can_run()
@@ -119,22 +111,13 @@ def test_lws_group_serves_loses_a_pod_and_recovers_and_replicas_stay_apart(clust
     rc, out = generate(addresses[1])
     assert rc == 0, out
 
+    # What happens when a worker pod dies and the controller recreates it (docs/deploy.md, "When
+    # a pod dies"): the same coordinator rebuilds its group (re-contacts the recreated pod's
+    # address, claims every rank at a new epoch, reloads) and serves again; no restart.
     leader = groups[0][0]
-    if RECOVERS_WITHOUT_COORDINATOR_RESTART:
-        pods.wait_for(lambda: pods.health(addresses[0]) == "SERVING", 120, "SERVING again")
-    else:
-        # Today's behaviour: the group stays down ...
-        rc, out = generate(addresses[0])
-        assert rc != 0 and "UNAVAILABLE" in out, out
-        assert pods.health(addresses[0]) == "NOT_SERVING"
-        # ... until the coordinator's liveness probe fails and the kubelet restarts the container
-        # (after 6 x 10 s in the manifests; here at once). It drains (nothing in flight) and
-        # exits 0; the new one claims the workers once the old lease lapsed and loads them.
-        old = leader.main_pid("coordinator")
-        for pod in groups[0]:
-            pod.old_coordinators = {old}
-        assert leader.restart_container("coordinator") == 0
-        pods.wait_for(lambda: pods.health(addresses[0]) == "SERVING", 120, "SERVING after restart")
+    coordinator = leader.main_pid("coordinator")
+    pods.wait_for(lambda: pods.health(addresses[0]) == "SERVING", 120, "SERVING again")
+    assert leader.main_pid("coordinator") == coordinator
     rc, out = generate(addresses[0])
     assert rc == 0, out
     check_apart()
