@@ -35,7 +35,6 @@ namespace {
 
 constexpr char kName[] = "serve";
 
-
 absl::Status Run(const Args& args) {
   // clang-format off
   RETURN_IF_ERROR(args.CheckKnown(
