@@ -160,12 +160,15 @@ class ServeProcess {
 class RemoteWorker {
  public:
   // Children inherit the group secret through the environment (as from a Kubernetes Secret).
-  explicit RemoteWorker(const std::string& group_secret) {
+  // `listen_host`: the interface the worker binds ("0.0.0.0": all; it is reached at 127.0.0.1).
+  explicit RemoteWorker(const std::string& group_secret,
+                        const std::string& listen_host = "127.0.0.1")
+      : listen_host_(listen_host) {
     setenv("TANDEM_GROUP_SECRET", group_secret.c_str(), 1);
     static int instances = 0;
     port_file_ = ::testing::TempDir() + "/remote_worker_" + std::to_string(getpid()) + "_" +
                  std::to_string(instances++) + ".port";
-    Spawn("127.0.0.1:0");
+    Spawn(listen_host_ + ":0");
   }
   ~RemoteWorker() {
     Kill();
@@ -190,7 +193,7 @@ class RemoteWorker {
   void Restart() {
     Kill();
     const int port = port_;
-    Spawn("127.0.0.1:" + std::to_string(port));
+    Spawn(listen_host_ + ":" + std::to_string(port));
     EXPECT_EQ(port_, port);
   }
   // Sends SIGTERM; the exit status if it exits within `limit`, else -1.
@@ -223,6 +226,7 @@ class RemoteWorker {
     }
   }
 
+  std::string listen_host_;
   pid_t pid_ = 0;
   int port_ = 0;
   std::string port_file_;

@@ -491,57 +491,17 @@ TEST(ServeLayoutsTest, SeededSamplingIsTheSameOnEveryLayout) {
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_NE(reseeded[i].ids, f32_1x1[i].ids) << i;
 }
 
-// A `tandem worker --listen` process started on its own (as on another host), killed and reaped
-// at the end.
 // The group secret the coordinator and its remote workers share (DESIGN.md §8): children
-// inherit it through the environment, as from a Kubernetes Secret.
-void UseTestGroupSecret() {
-  setenv("TANDEM_GROUP_SECRET", "serve-test-group-secret-0123456789", 1);
-}
-
-class WorkerProcess {
- public:
-  WorkerProcess() {
-    UseTestGroupSecret();
-    static int instances = 0;
-    port_file_ = ::testing::TempDir() + "/worker_" + std::to_string(getpid()) + "_" +
-                 std::to_string(instances++) + ".port";
-    std::remove(port_file_.c_str());
-    std::vector<std::string> argv = {std::string(TANDEM_BINARY_DIR) + "/bin/tandem",
-                                     "worker",
-                                     "--listen",
-                                     "0.0.0.0:0",
-                                     "--port-file",
-                                     port_file_,
-                                     "--lease-ttl-ms",
-                                     "1000"};
-    pid_ = SpawnInOwnGroup(argv, "");
-    const auto until = Clock::now() + std::chrono::seconds(60);
-    while (Clock::now() < until && port_ == 0) {
-      std::ifstream in(port_file_);
-      in >> port_;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-  ~WorkerProcess() {
-    kill(-pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    std::remove(port_file_.c_str());
-  }
-  int port() const { return port_; }
-
- private:
-  pid_t pid_ = 0;
-  int port_ = 0;
-  std::string port_file_;
-};
+// inherit it through the environment, as from a Kubernetes Secret. Remote workers are
+// serve_fixture.h's RemoteWorker (a `tandem worker --listen` process started on its own).
+constexpr char kGroupSecret[] = "serve-test-group-secret-0123456789";
+void UseTestGroupSecret() { setenv("TANDEM_GROUP_SECRET", kGroupSecret, 1); }
 
 TEST(ServeRemoteWorkersTest, WorkersStartedElsewhereJoinByAddress) {
-  std::vector<std::unique_ptr<WorkerProcess>> workers;
+  std::vector<std::unique_ptr<RemoteWorker>> workers;
   std::string addresses;
   for (int r = 0; r < 4; ++r) {
-    workers.push_back(std::make_unique<WorkerProcess>());
+    workers.push_back(std::make_unique<RemoteWorker>(kGroupSecret, "0.0.0.0"));
     ASSERT_NE(workers.back()->port(), 0) << "worker " << r << " did not start";
     addresses +=
         (r ? "," : "") + std::string("127.0.0.1:") + std::to_string(workers.back()->port());
@@ -577,7 +537,7 @@ TEST(ServeRemoteWorkersTest, WorkersStartedElsewhereJoinByAddress) {
 }
 
 TEST(ServeRemoteWorkersTest, ANewCoordinatorTakesOverTheWorkersOfOneThatDied) {
-  WorkerProcess worker;
+  RemoteWorker worker(kGroupSecret, "0.0.0.0");
   ASSERT_NE(worker.port(), 0);
   const std::vector<std::string> args = {
       "--model", F32Model(), "--tp",      "1",
