@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 
@@ -106,11 +107,14 @@ std::vector<Job> RandomJobs(std::mt19937& rng, int n, int max_prompt, int max_ne
 }
 
 // Runs every job to max_new tokens through `pp` micro-batches in flight; returns the outputs.
+// With fail_every > 0 the worker group fails before every fail_every-th step: RequeueAll, the
+// plans in flight are lost and a fresh executor (a rebuilt group holds no state) takes over.
 std::map<uint64_t, std::vector<int32_t>> RunAll(const SchedulerConfig& config,
                                                 const std::vector<Job>& jobs, int pp,
-                                                int64_t* preemptions) {
+                                                int64_t* preemptions, int fail_every = 0,
+                                                int* failures = nullptr) {
   Scheduler s(config);
-  FakeExecutor exec(config);
+  auto exec_holder = std::make_unique<FakeExecutor>(config);
   for (size_t i = 0; i < jobs.size(); ++i) {
     SequenceSpec spec;
     spec.id = i;
@@ -124,6 +128,17 @@ std::map<uint64_t, std::vector<int32_t>> RunAll(const SchedulerConfig& config,
     if (steps > 100000) {
       ADD_FAILURE() << "no progress";
       break;
+    }
+    if (fail_every > 0 && steps % fail_every == fail_every - 1) {
+      s.RequeueAll();
+      in_flight.clear();
+      exec_holder = std::make_unique<FakeExecutor>(config);
+      if (failures) ++*failures;
+      const SchedulerStats st = s.Stats();
+      EXPECT_EQ(st.running, 0);
+      EXPECT_EQ(st.in_flight, 0);
+      EXPECT_EQ(st.free_slots, config.num_slots);
+      EXPECT_EQ(st.free_blocks, config.num_blocks);
     }
     while (static_cast<int>(in_flight.size()) < pp) {
       StepPlan plan = s.Schedule();
@@ -142,7 +157,7 @@ std::map<uint64_t, std::vector<int32_t>> RunAll(const SchedulerConfig& config,
     }
     StepPlan plan = std::move(in_flight.front());
     in_flight.erase(in_flight.begin());
-    const std::vector<int32_t> tokens = exec.Run(plan);
+    const std::vector<int32_t> tokens = exec_holder->Run(plan);
     for (size_t k = 0; k < plan.sequences.size(); ++k) {
       const uint64_t id = plan.sequences[k].id;
       s.Complete(id, tokens[k] >= 0 ? std::optional<int32_t>(tokens[k]) : std::nullopt);
@@ -150,7 +165,7 @@ std::map<uint64_t, std::vector<int32_t>> RunAll(const SchedulerConfig& config,
       if (static_cast<int32_t>(gen.size()) == jobs[id].max_new) {
         done[id] = gen;
         EXPECT_TRUE(s.Finish(id));
-        exec.Gone(id);
+        exec_holder->Gone(id);
       }
     }
   }
@@ -354,60 +369,12 @@ TEST(SchedulerTest, RequeueAllAfterAGroupFailureGivesTheUninterruptedTokens) {
   config.max_tokens_per_step = 16;
   config.micro_batches = 2;
   const std::vector<Job> jobs = RandomJobs(rng, 12, 20, 24);
-  Scheduler s(config);
-  auto exec = std::make_unique<FakeExecutor>(config);
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    SequenceSpec spec;
-    spec.id = i;
-    spec.prompt = jobs[i].prompt;
-    spec.max_new_tokens = jobs[i].max_new;
-    ASSERT_TRUE(s.Add(spec).ok());
-  }
-  std::map<uint64_t, std::vector<int32_t>> done;
-  std::vector<StepPlan> in_flight;
   int failures = 0;
-  for (int steps = 0; done.size() < jobs.size(); ++steps) {
-    ASSERT_LT(steps, 100000) << "no progress";
-    if (steps % 7 == 6) {
-      // The group fails: plans in flight are lost, a new group starts empty.
-      const std::vector<uint64_t> started = s.RequeueAll();
-      in_flight.clear();
-      exec = std::make_unique<FakeExecutor>(config);
-      ++failures;
-      const SchedulerStats st = s.Stats();
-      EXPECT_EQ(st.running, 0);
-      EXPECT_EQ(st.in_flight, 0);
-      EXPECT_EQ(st.free_slots, config.num_slots);
-      EXPECT_EQ(st.free_blocks, config.num_blocks);
-      (void)started;
-    }
-    while (static_cast<int>(in_flight.size()) < 2) {
-      StepPlan plan = s.Schedule();
-      if (plan.empty()) break;
-      in_flight.push_back(std::move(plan));
-    }
-    ASSERT_FALSE(in_flight.empty());
-    StepPlan plan = std::move(in_flight.front());
-    in_flight.erase(in_flight.begin());
-    const std::vector<int32_t> tokens = exec->Run(plan);
-    for (size_t k = 0; k < plan.sequences.size(); ++k) {
-      const uint64_t id = plan.sequences[k].id;
-      s.Complete(id, tokens[k] >= 0 ? std::optional<int32_t>(tokens[k]) : std::nullopt);
-      const std::vector<int32_t> gen = s.Generated(id);
-      if (static_cast<int32_t>(gen.size()) == jobs[id].max_new) {
-        done[id] = gen;
-        s.Finish(id);
-        exec->Gone(id);
-      }
-    }
-  }
+  const auto done = RunAll(config, jobs, 2, nullptr, /*fail_every=*/7, &failures);
   EXPECT_GT(failures, 3);
   for (size_t i = 0; i < jobs.size(); ++i) {
-    EXPECT_EQ(done[i], Alone(jobs[i].prompt, jobs[i].max_new)) << "job " << i;
+    EXPECT_EQ(done.at(i), Alone(jobs[i].prompt, jobs[i].max_new)) << "job " << i;
   }
-  const SchedulerStats st = s.Stats();
-  EXPECT_EQ(st.free_slots, config.num_slots);
-  EXPECT_EQ(st.free_blocks, config.num_blocks);
 }
 
 }  // namespace
