@@ -97,16 +97,20 @@ void CoordinatorMetrics::AttachEngine(const Engine* engine) {
   auto* running = r->Gauge("tandem_running_sequences", "Sequences admitted (holding a slot).");
   auto* slots_used = r->Gauge("tandem_ssm_slots_used", "SSM state slots in use.");
   auto* slots_total = r->Gauge("tandem_ssm_slots_total", "SSM state slots of the replica.");
-  auto* blocks_used = r->Gauge("tandem_kv_blocks_used", "KV cache blocks in use.");
+  auto* blocks_used = r->Gauge(
+      "tandem_kv_blocks_used",
+      "KV cache blocks in use by sequences (blocks only the prefix cache holds count as free).");
   auto* blocks_total = r->Gauge("tandem_kv_blocks_total", "KV cache blocks of the replica.");
   auto* live = r->Gauge("tandem_live_requests", "Requests accepted and not yet finished.");
   slots_total->Set(engine->options().scheduler.num_slots);
   blocks_total->Set(engine->options().scheduler.num_blocks);
   // One engine snapshot per scrape; the counters below read from it.
   auto ledger = std::make_shared<LedgerStats>();
+  auto cache = std::make_shared<PrefixCacheStats>();
   r->AddCollector([=] {
     const SchedulerStats s = engine->Stats();
     *ledger = engine->Ledger();
+    *cache = s.prefix_cache;
     queue_requests->Set(static_cast<double>(s.waiting));
     queue_tokens->Set(static_cast<double>(s.queued_prompt_tokens));
     running->Set(static_cast<double>(s.running));
@@ -114,6 +118,42 @@ void CoordinatorMetrics::AttachEngine(const Engine* engine) {
     blocks_used->Set(engine->options().scheduler.num_blocks - s.free_blocks);
     live->Set(static_cast<double>(ledger->live));
   });
+  // Prefix caching (docs/serving.md, "Prefix caching"); all zero with --prefix-cache off.
+  const struct {
+    const char* name;
+    const char* help;
+    metrics::MetricType type;
+    int64_t PrefixCacheStats::*field;
+  } kCache[] = {
+      {"tandem_prefix_cache_blocks", "KV blocks held by the prefix cache (shared, immutable).",
+       metrics::MetricType::kGauge, &PrefixCacheStats::cached_blocks},
+      {"tandem_prefix_cache_snapshots_used", "Snapshot-pool entries holding a state snapshot.",
+       metrics::MetricType::kGauge, &PrefixCacheStats::used_snapshots},
+      {"tandem_prefix_cache_snapshots_total", "Snapshot-pool entries of the replica.",
+       metrics::MetricType::kGauge, &PrefixCacheStats::num_snapshots},
+      {"tandem_prefix_cache_lookups_total", "Admissions that looked their tokens up.",
+       metrics::MetricType::kCounter, &PrefixCacheStats::lookups},
+      {"tandem_prefix_cache_hits_total", "Admissions that reused a cached prefix.",
+       metrics::MetricType::kCounter, &PrefixCacheStats::hits},
+      {"tandem_prefix_cache_lookup_tokens_total", "Tokens of the admissions that looked up.",
+       metrics::MetricType::kCounter, &PrefixCacheStats::lookup_tokens},
+      {"tandem_prefix_cache_cached_tokens_total",
+       "Tokens reused from the prefix cache instead of recomputed.", metrics::MetricType::kCounter,
+       &PrefixCacheStats::cached_tokens},
+      {"tandem_prefix_cache_evicted_blocks_total",
+       "Cached KV blocks dropped because an allocation needed them.", metrics::MetricType::kCounter,
+       &PrefixCacheStats::evicted_blocks},
+      {"tandem_prefix_cache_evicted_snapshots_total",
+       "State snapshots dropped for lack of snapshot-pool entries or with their blocks.",
+       metrics::MetricType::kCounter, &PrefixCacheStats::evicted_snapshots},
+      {"tandem_prefix_cache_snapshots_saved_total", "State snapshots saved by the workers.",
+       metrics::MetricType::kCounter, &PrefixCacheStats::snapshots_saved},
+  };
+  for (const auto& m : kCache) {
+    auto field = m.field;
+    r->Callback(m.name, m.help, m.type, {},
+                [cache, field] { return static_cast<double>((*cache).*field); });
+  }
   r->Callback("tandem_preemptions_total",
               "Sequences preempted (state freed, recomputed later) for lack of KV blocks.",
               metrics::MetricType::kCounter, {},

@@ -197,6 +197,7 @@ void Engine::Terminate(Live& live, absl::Status status, v1::FinishReason reason)
   }
   u.set_total_time_us(absl::ToInt64Microseconds(now - live.accepted));
   u.set_preemptions(scheduler_.Preemptions(live.id));
+  u.set_cached_tokens(scheduler_.CachedTokens(live.id));
   if (options_.observer) {
     options_.observer->OnFinished(
         {live.request_id, live.trace_id, live.request, status, reason, u});
@@ -515,6 +516,8 @@ wv1::StepRequest Engine::BuildRequest(const StepPlan& plan) {
     s->set_prompt_len(p.prompt_len);
     s->set_request_tag(p.id);
     s->set_trace_id(live.trace_id);  // for the workers' logs
+    if (p.restore_snapshot >= 0) s->set_restore_snapshot(p.restore_snapshot);
+    if (p.save_snapshot >= 0) s->set_save_snapshot(p.save_snapshot);
     if (p.sample) {
       const auto& sp = live.request.sampling();
       wv1::SamplingParams* w = s->mutable_sampling();

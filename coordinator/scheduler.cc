@@ -18,7 +18,11 @@ bool Before(const A* a, const B* b) {
 }  // namespace
 
 Scheduler::Scheduler(const SchedulerConfig& config)
-    : config_(config), slots_(config.num_slots), blocks_(config.num_blocks, config.block_size) {}
+    : config_(config), slots_(config.num_slots), blocks_(config.num_blocks, config.block_size) {
+  if (config.prefix_cache && config.num_snapshots > 0) {
+    cache_ = std::make_unique<PrefixCache>(blocks_.block_size(), config.num_snapshots);
+  }
+}
 
 absl::Status Scheduler::Add(SequenceSpec spec) {
   if (sequences_.count(spec.id) > 0) {
@@ -58,12 +62,22 @@ absl::Status Scheduler::Add(SequenceSpec spec) {
   return absl::OkStatus();
 }
 
+int64_t Scheduler::AvailableBlocks() const {
+  return blocks_.num_free() + (cache_ ? cache_->evictable_blocks() : 0);
+}
+
 bool Scheduler::EnsureBlocks(Sequence& seq, int64_t positions) {
   const int64_t need = blocks_.BlocksFor(positions) - static_cast<int64_t>(seq.blocks.size());
   if (need <= 0) return true;
+  if (need > AvailableBlocks()) return false;
+  if (need > blocks_.num_free()) {
+    // Under memory pressure only: blocks that only the prefix cache holds, least recent first.
+    TANDEM_CHECK(blocks_.Free(cache_->EvictBlocks(need - blocks_.num_free())).ok());
+  }
   auto got = blocks_.Allocate(need);
-  if (!got) return false;
+  TANDEM_CHECK(got.has_value());
   seq.blocks.insert(seq.blocks.end(), got->begin(), got->end());
+  seq.nodes.resize(seq.blocks.size(), nullptr);
   return true;
 }
 
@@ -72,11 +86,80 @@ void Scheduler::Release(Sequence& seq) {
     TANDEM_CHECK(slots_.Free(*seq.slot).ok());
     seq.slot.reset();
   }
-  if (!seq.blocks.empty()) {
-    TANDEM_CHECK(blocks_.Free(seq.blocks).ok());
-    seq.blocks.clear();
+  std::vector<int32_t> own;
+  for (size_t i = 0; i < seq.blocks.size(); ++i) {
+    PrefixCache::Node* node = i < seq.nodes.size() ? seq.nodes[i] : nullptr;
+    if (node == nullptr || node->block() != seq.blocks[i]) own.push_back(seq.blocks[i]);
+    if (node != nullptr) cache_->Release(node);
   }
+  if (!own.empty()) TANDEM_CHECK(blocks_.Free(own).ok());
+  seq.blocks.clear();
+  seq.nodes.clear();
+  if (seq.pending_save >= 0) cache_->FreeSnapshot(seq.pending_save);
+  seq.pending_save = -1;
+  seq.restore = -1;
+  seq.save_at.clear();
   seq.num_computed = 0;
+}
+
+void Scheduler::StartFromCache(Sequence& seq) {
+  seq.num_computed = 0;
+  if (!cache_) return;
+  const int64_t bs = blocks_.block_size();
+  // At least the last token is computed: its logits give the next one.
+  const int64_t limit = static_cast<int64_t>(seq.tokens.size()) - 1;
+  PrefixCache::Match m = cache_->Lookup(seq.tokens, limit);
+  for (PrefixCache::Node* node : m.path) {
+    cache_->Acquire(node);
+    seq.blocks.push_back(node->block());
+    seq.nodes.push_back(node);
+  }
+  seq.num_computed = m.tokens;
+  seq.restore = m.snapshot;
+  // Snapshots: where the prompt leaves the cached tree (another prompt shares it up to there),
+  // and at the prompt's last block boundary (a later request with the same prompt, or this one
+  // after a preemption, resumes there).
+  const int64_t prompt_len = static_cast<int64_t>(seq.spec.prompt.size());
+  const int64_t prompt_end = (prompt_len - 1) / bs * bs;
+  if (m.shared_tokens > m.tokens && m.shared_tokens != prompt_end) {
+    seq.save_at.push_back(m.shared_tokens);
+  }
+  if (prompt_end > m.tokens) seq.save_at.push_back(prompt_end);
+  std::sort(seq.save_at.begin(), seq.save_at.end());
+}
+
+int64_t Scheduler::ClipToSnapshot(Sequence& seq, int64_t chunk) const {
+  while (!seq.save_at.empty() && seq.save_at.front() <= seq.num_computed) {
+    seq.save_at.erase(seq.save_at.begin());
+  }
+  if (!seq.save_at.empty()) chunk = std::min(chunk, seq.save_at.front() - seq.num_computed);
+  return chunk;
+}
+
+void Scheduler::CacheCompleted(Sequence& seq) {
+  if (!cache_) return;
+  const int64_t bs = blocks_.block_size();
+  const int64_t prompt_len = static_cast<int64_t>(seq.spec.prompt.size());
+  const int64_t full = std::min(seq.num_computed, prompt_len) / bs;
+  for (int64_t k = 0; k < full && k < static_cast<int64_t>(seq.blocks.size()); ++k) {
+    if (seq.nodes[k] != nullptr) continue;
+    PrefixCache::Node* parent = k > 0 ? seq.nodes[k - 1] : nullptr;
+    if (k > 0 && parent == nullptr) break;
+    seq.nodes[k] = cache_->Insert(parent, seq.tokens, k * bs, seq.blocks[k]);
+  }
+  if (seq.pending_save >= 0) {
+    const int64_t k = seq.num_computed / bs - 1;
+    PrefixCache::Node* node =
+        seq.num_computed % bs == 0 && k >= 0 && k < static_cast<int64_t>(seq.nodes.size())
+            ? seq.nodes[k]
+            : nullptr;
+    if (node != nullptr && node->end() == seq.num_computed) {
+      cache_->AttachSnapshot(node, seq.pending_save);
+    } else {
+      cache_->FreeSnapshot(seq.pending_save);
+    }
+    seq.pending_save = -1;
+  }
 }
 
 void Scheduler::Preempt(Sequence& seq, StepPlan& plan) {
@@ -125,6 +208,15 @@ PlannedSequence Scheduler::Plan(Sequence& seq, int64_t chunk) {
                        seq.blocks.begin() + blocks_.BlocksFor(seq.num_computed + chunk));
   p.sample = seq.num_computed + chunk == static_cast<int64_t>(seq.tokens.size());
   p.prompt_len = static_cast<int64_t>(seq.spec.prompt.size());
+  if (seq.restore >= 0 && seq.num_computed > 0) p.restore_snapshot = seq.restore;
+  seq.restore = -1;
+  if (cache_ && !seq.save_at.empty() && seq.save_at.front() == seq.num_computed + chunk) {
+    seq.save_at.erase(seq.save_at.begin());
+    if (std::optional<int32_t> id = cache_->AllocateSnapshot()) {
+      p.save_snapshot = *id;
+      seq.pending_save = *id;
+    }
+  }
   seq.planned = true;
   seq.pending_end = seq.num_computed + chunk;
   return p;
@@ -177,8 +269,7 @@ StepPlan Scheduler::Schedule() {
     // Shrink the chunk to what the free blocks can hold; with none, take blocks from sequences
     // after it in schedule order (never from earlier ones, so the first always progresses).
     auto capacity = [&] {
-      return (static_cast<int64_t>(seq->blocks.size()) + blocks_.num_free()) *
-                 blocks_.block_size() -
+      return (static_cast<int64_t>(seq->blocks.size()) + AvailableBlocks()) * blocks_.block_size() -
              seq->num_computed;
     };
     while (capacity() <= 0) {
@@ -186,7 +277,7 @@ StepPlan Scheduler::Schedule() {
       if (victim == nullptr) break;
       Preempt(*victim, plan);
     }
-    chunk = std::min(chunk, capacity());
+    chunk = ClipToSnapshot(*seq, std::min(chunk, capacity()));
     if (chunk <= 0) {
       starved = true;
       continue;
@@ -205,15 +296,23 @@ StepPlan Scheduler::Schedule() {
             [](const Sequence* a, const Sequence* b) { return Before(a, b); });
   for (Sequence* seq : waiting) {
     if (starved || !plan.preempted.empty() || budget <= 0 || slots_.num_free() == 0) break;
-    const int64_t remaining = static_cast<int64_t>(seq->tokens.size());
-    int64_t chunk = std::min(remaining, budget);
-    chunk = std::min(chunk, static_cast<int64_t>(blocks_.num_free()) * blocks_.block_size());
-    if (chunk <= 0) break;
     std::optional<int32_t> slot = slots_.Allocate();
     TANDEM_CHECK(slot.has_value());
     seq->slot = slot;
-    seq->num_computed = 0;
-    TANDEM_CHECK(EnsureBlocks(*seq, chunk));
+    StartFromCache(*seq);  // num_computed: the reused prefix (block aligned), 0 without one
+    const int64_t remaining = static_cast<int64_t>(seq->tokens.size()) - seq->num_computed;
+    int64_t chunk = std::min(remaining, budget);
+    chunk = std::min(chunk, AvailableBlocks() * blocks_.block_size());
+    chunk = ClipToSnapshot(*seq, chunk);
+    if (chunk <= 0) {
+      Release(*seq);
+      break;
+    }
+    if (cache_) {
+      cache_->RecordAdmission(static_cast<int64_t>(seq->tokens.size()), seq->num_computed);
+    }
+    if (seq->cached_tokens < 0) seq->cached_tokens = seq->num_computed;
+    TANDEM_CHECK(EnsureBlocks(*seq, seq->num_computed + chunk));
     plan.sequences.push_back(Plan(*seq, chunk));
     budget -= chunk;
   }
@@ -235,6 +334,7 @@ void Scheduler::Complete(uint64_t id, std::optional<int32_t> token) {
   seq.in_flight = false;
   if (!seq.slot) return;  // preempted while in flight cannot happen; defensive
   seq.num_computed = seq.pending_end;
+  CacheCompleted(seq);
   if (token.has_value() && seq.pending_end == static_cast<int64_t>(seq.tokens.size())) {
     seq.tokens.push_back(*token);
   }
@@ -260,6 +360,8 @@ std::vector<uint64_t> Scheduler::RequeueAll() {
     seq->planned = false;
     seq->pending_end = 0;
   }
+  // The workers lost every snapshot and KV block: the tree goes too.
+  if (cache_) TANDEM_CHECK(blocks_.Free(cache_->Clear()).ok());
   return started;
 }
 
@@ -268,6 +370,13 @@ std::vector<int32_t> Scheduler::Generated(uint64_t id) const {
   if (it == sequences_.end()) return {};
   const Sequence& seq = *it->second;
   return std::vector<int32_t>(seq.tokens.begin() + seq.spec.prompt.size(), seq.tokens.end());
+}
+
+int32_t Scheduler::CachedTokens(uint64_t id) const {
+  auto it = sequences_.find(id);
+  return it == sequences_.end()
+             ? 0
+             : static_cast<int32_t>(std::max<int64_t>(0, it->second->cached_tokens));
 }
 
 int32_t Scheduler::Preemptions(uint64_t id) const {
@@ -288,7 +397,8 @@ SchedulerStats Scheduler::Stats() const {
     if (seq->in_flight) ++s.in_flight;
   }
   s.free_slots = slots_.num_free();
-  s.free_blocks = blocks_.num_free();
+  s.free_blocks = static_cast<int32_t>(AvailableBlocks());
+  if (cache_) s.prefix_cache = cache_->Stats();
   s.preemptions = preemptions_;
   return s;
 }

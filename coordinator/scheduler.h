@@ -14,6 +14,14 @@
 //      priority order: a sequence starts only when a slot AND
 //      the blocks for its first chunk are free (head-of-line: a waiting sequence that does not fit
 //      stops admission, so priority and FCFS hold).
+// Prefix caching (config.prefix_cache, DESIGN.md §3, coordinator/prefix_cache.h): at admission a
+// sequence looks its tokens up and starts at the longest prefix that has both KV blocks and a
+// state snapshot (its first chunk restores the snapshot; it shares the blocks); it prefills only
+// the rest. It saves snapshots at the last block boundary of its prompt and where its prompt
+// leaves the tree of cached blocks (a branch point, shared by another prompt): a prefill chunk
+// ends at each of those positions. Its full prompt blocks join the tree as their chunks complete.
+// Blocks held only by the tree count as free: they are evicted (LRU) when an allocation needs
+// them, before any preemption.
 // A sequence is in flight from Schedule() until Complete(); sequences in flight are not planned
 // again, so calling Schedule() several times before completing gives disjoint micro-batches (one
 // per pipeline stage). Finish() (finished, cancelled, expired, aborted) releases the slot and
@@ -28,6 +36,7 @@
 
 #include "absl/status/status.h"
 #include "coordinator/block_allocator.h"
+#include "coordinator/prefix_cache.h"
 #include "coordinator/slot_pool.h"
 
 namespace tandem::coordinator {
@@ -42,6 +51,8 @@ struct SchedulerConfig {
   // Plans kept in flight at once (pipeline stages). With more than one, a plan takes at most
   // ceil(running / micro_batches) decodes, so the running sequences spread over the micro-batches.
   int32_t micro_batches = 1;
+  bool prefix_cache = false;
+  int32_t num_snapshots = 0;  // snapshot-pool entries (the smallest over the workers)
 };
 
 struct SequenceSpec {
@@ -57,8 +68,10 @@ struct PlannedSequence {
   std::vector<int32_t> block_table;  // covers [0, start_pos + tokens.size())
   int64_t start_pos = 0;             // 0 = fresh state
   std::vector<int32_t> tokens;
-  bool sample = false;     // the chunk ends at the last known token: sample the next
-  int64_t prompt_len = 0;  // the original prompt length (penalties)
+  bool sample = false;            // the chunk ends at the last known token: sample the next
+  int64_t prompt_len = 0;         // the original prompt length (penalties)
+  int32_t restore_snapshot = -1;  // >= 0: restore this snapshot into the slot first
+  int32_t save_snapshot = -1;     // >= 0: save the state after this chunk into this snapshot
 };
 
 struct StepPlan {
@@ -74,8 +87,9 @@ struct SchedulerStats {
   int64_t in_flight = 0;
   int64_t queued_prompt_tokens = 0;
   int32_t free_slots = 0;
-  int32_t free_blocks = 0;
+  int32_t free_blocks = 0;  // free, or held only by the prefix cache (reclaimable)
   int64_t preemptions = 0;
+  PrefixCacheStats prefix_cache;
 };
 
 class Scheduler {
@@ -105,6 +119,8 @@ class Scheduler {
   // Generated tokens of a live sequence (empty if unknown).
   std::vector<int32_t> Generated(uint64_t id) const;
   int32_t Preemptions(uint64_t id) const;
+  // Prompt tokens the sequence reused from the prefix cache at its first admission (0 before).
+  int32_t CachedTokens(uint64_t id) const;
   SchedulerStats Stats() const;
   const SchedulerConfig& config() const { return config_; }
 
@@ -121,10 +137,27 @@ class Scheduler {
     int64_t pending_end = 0;  // num_computed once the in-flight chunk completes
     int32_t preemptions = 0;
     bool requeued = false;  // started, then sent back by RequeueAll
+    // Prefix caching. nodes[i]: the tree node of blocks[i] the sequence is a user of (nullptr
+    // when blocks[i] is not in the tree); blocks[i] is the sequence's own unless it is that
+    // node's block.
+    std::vector<PrefixCache::Node*> nodes;
+    int64_t cached_tokens = -1;    // reused at the first admission (-1: not admitted yet)
+    int32_t restore = -1;          // snapshot the next chunk restores
+    std::vector<int64_t> save_at;  // positions to snapshot, ascending
+    int32_t pending_save = -1;     // the entry the chunk in flight saves into
   };
 
-  // Grows `seq`'s block table to cover `positions`; false (nothing changed) if not enough free.
+  // Grows `seq`'s block table to cover `positions` (evicting cached blocks nobody uses when the
+  // free ones do not suffice); false (nothing changed) if not enough.
   bool EnsureBlocks(Sequence& seq, int64_t positions);
+  // Free blocks plus the prefix cache's reclaimable ones.
+  int64_t AvailableBlocks() const;
+  // Admission: reuse the longest cached prefix and choose where to save snapshots.
+  void StartFromCache(Sequence& seq);
+  // Shortens a prefill chunk so that it ends at the sequence's next snapshot position.
+  int64_t ClipToSnapshot(Sequence& seq, int64_t chunk) const;
+  // A chunk completed: its full prompt blocks join the tree, its snapshot is attached.
+  void CacheCompleted(Sequence& seq);
   void Release(Sequence& seq);
   void Preempt(Sequence& seq, StepPlan& plan);
   // Running sequences (holding a slot) in schedule order.
@@ -137,6 +170,7 @@ class Scheduler {
   SchedulerConfig config_;
   SlotPool slots_;
   BlockAllocator blocks_;
+  std::unique_ptr<PrefixCache> cache_;  // null with prefix caching off
   std::map<uint64_t, std::unique_ptr<Sequence>> sequences_;
   uint64_t next_arrival_ = 0;
   int64_t preemptions_ = 0;

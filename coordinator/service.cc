@@ -438,6 +438,20 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   ri->set_reason(replica.reason);
   ri->set_state_seconds(absl::ToDoubleSeconds(absl::Now() - replica.since));
   ri->set_last_failure(replica.last_failure);
+  v1::PrefixCacheInfo* pc = response->mutable_prefix_cache();
+  const PrefixCacheStats& cs = st.prefix_cache;
+  pc->set_enabled(o.scheduler.prefix_cache && o.scheduler.num_snapshots > 0);
+  pc->set_num_snapshots(cs.num_snapshots);
+  pc->set_used_snapshots(cs.used_snapshots);
+  pc->set_cached_blocks(cs.cached_blocks);
+  pc->set_lookups(cs.lookups);
+  pc->set_hits(cs.hits);
+  pc->set_lookup_tokens(cs.lookup_tokens);
+  pc->set_cached_tokens(cs.cached_tokens);
+  pc->set_evicted_blocks(cs.evicted_blocks);
+  pc->set_evicted_snapshots(cs.evicted_snapshots);
+  pc->set_snapshots_saved(cs.snapshots_saved);
+  pc->set_snapshot_entry_bytes(model_.snapshot_entry_bytes);
   for (const auto& [code, n] : ledger.by_code) {
     (*lg->mutable_terminated_by_code())[absl::StatusCodeToString(code)] = n;
   }

@@ -32,6 +32,7 @@ struct ModelDescription {
   std::string backend = "cpu";
   int64_t vocab_size = 0;
   int64_t num_hidden_layers = 0;
+  int64_t snapshot_entry_bytes = 0;  // the largest over the workers
 };
 
 // Generate, GenerateStream, Abort and Tokenize are registered with their request as bytes and

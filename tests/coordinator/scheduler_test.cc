@@ -37,11 +37,25 @@ class FakeExecutor {
  public:
   explicit FakeExecutor(const SchedulerConfig& c) : config_(c) {}
 
-  // Executes a plan; returns the sampled token per sequence (or -1).
+  // Executes a plan; returns the sampled token per sequence (or -1). As a worker does: every
+  // restore first, then each sequence's chunk, then every save.
   std::vector<int32_t> Run(const StepPlan& plan) {
     std::vector<int32_t> out;
-    std::set<int32_t> slots_in_plan;
+    std::set<int32_t> slots_in_plan, saves;
     int64_t tokens = 0;
+    for (const PlannedSequence& p : plan.sequences) {
+      if (p.restore_snapshot < 0) continue;
+      auto it = snapshots_.find(p.restore_snapshot);
+      if (it == snapshots_.end()) {
+        ADD_FAILURE() << "seq " << p.id << " restores snapshot " << p.restore_snapshot
+                      << ", never saved";
+        continue;
+      }
+      EXPECT_GT(p.start_pos, 0);
+      EXPECT_EQ(p.start_pos, static_cast<int64_t>(it->second.size())) << "seq " << p.id;
+      history_[p.slot] = it->second;
+      ++restores_;
+    }
     for (const PlannedSequence& p : plan.sequences) {
       EXPECT_TRUE(slots_in_plan.insert(p.slot).second) << "slot " << p.slot << " twice in a plan";
       EXPECT_GE(p.slot, 0);
@@ -52,41 +66,53 @@ class FakeExecutor {
       const int64_t end = p.start_pos + static_cast<int64_t>(p.tokens.size());
       EXPECT_EQ(static_cast<int64_t>(p.block_table.size()),
                 (end + config_.block_size - 1) / config_.block_size);
-      // Blocks: a sequence whose block was taken by another must start over (start_pos 0).
-      if (p.start_pos == 0) {  // a new incarnation: forget the blocks it held before
-        invalidated_.erase(p.id);
-        for (auto it = block_owner_.begin(); it != block_owner_.end();) {
-          it = it->second == p.id ? block_owner_.erase(it) : std::next(it);
-        }
-      }
-      EXPECT_EQ(invalidated_.count(p.id), 0u)
-          << "seq " << p.id << " continues at " << p.start_pos << " after losing a block";
       for (int32_t b : p.block_table) {
         EXPECT_GE(b, 0);
         EXPECT_LT(b, config_.num_blocks);
-        auto [it, fresh] = block_owner_.emplace(b, p.id);
-        if (!fresh && it->second != p.id) {
-          invalidated_.insert(it->second);
-          it->second = p.id;
+      }
+      // The KV the chunk reads (every earlier position, through the block table) must be what
+      // this sequence's own tokens put there: a block shared with, or taken by, another sequence
+      // shows up here as a different token.
+      for (int64_t pos = 0; pos < p.start_pos; ++pos) {
+        const int32_t b = p.block_table[pos / config_.block_size];
+        const auto kv = kv_.find({b, pos % config_.block_size});
+        if (kv == kv_.end() || kv->second != h[pos]) {
+          ADD_FAILURE() << "seq " << p.id << " reads position " << pos << " from block " << b
+                        << ", which holds another token";
+          break;
         }
       }
       h.insert(h.end(), p.tokens.begin(), p.tokens.end());
+      for (int64_t pos = p.start_pos; pos < end; ++pos) {
+        kv_[{p.block_table[pos / config_.block_size], pos % config_.block_size}] = h[pos];
+      }
       tokens += static_cast<int64_t>(p.tokens.size());
       out.push_back(p.sample ? NextToken(h) : -1);
       ++sequences_seen_;
     }
+    for (const PlannedSequence& p : plan.sequences) {
+      if (p.save_snapshot < 0) continue;
+      EXPECT_TRUE(saves.insert(p.save_snapshot).second)
+          << "snapshot " << p.save_snapshot << " saved twice in a plan";
+      EXPECT_LT(p.save_snapshot, std::max(1, config_.num_snapshots));
+      EXPECT_EQ((p.start_pos + static_cast<int64_t>(p.tokens.size())) % config_.block_size, 0)
+          << "snapshots are block aligned";
+      snapshots_[p.save_snapshot] = history_[p.slot];
+    }
     EXPECT_LE(tokens, config_.max_tokens_per_step);
     return out;
   }
-  void Gone(uint64_t id) { invalidated_.erase(id); }
+  void Gone(uint64_t /*id*/) {}
   int64_t sequences_seen() const { return sequences_seen_; }
+  int64_t restores() const { return restores_; }
 
  private:
   SchedulerConfig config_;
   std::map<int32_t, std::vector<int32_t>> history_;
-  std::map<int32_t, uint64_t> block_owner_;
-  std::set<uint64_t> invalidated_;
+  std::map<std::pair<int32_t, int64_t>, int32_t> kv_;  // (block, offset) -> token written there
+  std::map<int32_t, std::vector<int32_t>> snapshots_;
   int64_t sequences_seen_ = 0;
+  int64_t restores_ = 0;
 };
 
 struct Job {
@@ -109,10 +135,17 @@ std::vector<Job> RandomJobs(std::mt19937& rng, int n, int max_prompt, int max_ne
 // Runs every job to max_new tokens through `pp` micro-batches in flight; returns the outputs.
 // With fail_every > 0 the worker group fails before every fail_every-th step: RequeueAll, the
 // plans in flight are lost and a fresh executor (a rebuilt group holds no state) takes over.
+// What a run saw of the prefix cache.
+struct RunInfo {
+  std::map<uint64_t, int32_t> cached;  // per job: Scheduler::CachedTokens when it finished
+  PrefixCacheStats cache;
+  int64_t restores = 0;
+};
+
 std::map<uint64_t, std::vector<int32_t>> RunAll(const SchedulerConfig& config,
                                                 const std::vector<Job>& jobs, int pp,
                                                 int64_t* preemptions, int fail_every = 0,
-                                                int* failures = nullptr) {
+                                                int* failures = nullptr, RunInfo* info = nullptr) {
   Scheduler s(config);
   auto exec_holder = std::make_unique<FakeExecutor>(config);
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -131,6 +164,8 @@ std::map<uint64_t, std::vector<int32_t>> RunAll(const SchedulerConfig& config,
     }
     if (fail_every > 0 && steps % fail_every == fail_every - 1) {
       s.RequeueAll();
+      EXPECT_EQ(s.Stats().prefix_cache.cached_blocks, 0);
+      if (info) info->restores += exec_holder->restores();
       in_flight.clear();
       exec_holder = std::make_unique<FakeExecutor>(config);
       if (failures) ++*failures;
@@ -164,6 +199,7 @@ std::map<uint64_t, std::vector<int32_t>> RunAll(const SchedulerConfig& config,
       std::vector<int32_t> gen = s.Generated(id);
       if (static_cast<int32_t>(gen.size()) == jobs[id].max_new) {
         done[id] = gen;
+        if (info) info->cached[id] = s.CachedTokens(id);
         EXPECT_TRUE(s.Finish(id));
         exec_holder->Gone(id);
       }
@@ -174,6 +210,10 @@ std::map<uint64_t, std::vector<int32_t>> RunAll(const SchedulerConfig& config,
   EXPECT_EQ(st.free_blocks, config.num_blocks);
   EXPECT_EQ(st.running + st.waiting, 0);
   if (preemptions) *preemptions = st.preemptions;
+  if (info) {
+    info->cache = st.prefix_cache;
+    info->restores += exec_holder->restores();
+  }
   return done;
 }
 
@@ -295,13 +335,20 @@ TEST(SchedulerTest, BoundedQueueAndImpossibleRequests) {
             absl::StatusCode::kInvalidArgument);  // 17 positions > 16
 }
 
-TEST(SchedulerTest, RandomCancelsLeaveThePoolsFull) {
+// With the prefix cache on, prompts share an 8-token prefix, and cancellations hit sequences
+// with snapshots being saved and blocks shared.
+class RandomCancelsTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(RandomCancelsTest, LeaveThePoolsFull) {
   std::mt19937 rng(std::random_device{}());
   SchedulerConfig c;
   c.num_slots = 8;
   c.num_blocks = 40;
   c.block_size = 4;
   c.max_tokens_per_step = 48;
+  c.prefix_cache = GetParam();
+  c.num_snapshots = 4;
+  const std::vector<int32_t> shared = {5, 6, 7, 8, 9, 10, 11, 12};
   Scheduler s(c);
   FakeExecutor exec(c);
   std::set<uint64_t> live;
@@ -310,7 +357,9 @@ TEST(SchedulerTest, RandomCancelsLeaveThePoolsFull) {
   std::vector<StepPlan> in_flight;
   while (cancels < 1000) {
     while (live.size() < 24) {
-      const Job j = RandomJobs(rng, 1, 30, 40)[0];
+      Job j = RandomJobs(rng, 1, 30, 40)[0];
+      if (c.prefix_cache && rng() % 2 == 0)
+        j.prompt.insert(j.prompt.begin(), shared.begin(), shared.end());
       ASSERT_TRUE(s.Add({next_id, static_cast<int32_t>(rng() % 3), j.prompt, j.max_new}).ok());
       live.insert(next_id++);
     }
@@ -349,7 +398,14 @@ TEST(SchedulerTest, RandomCancelsLeaveThePoolsFull) {
   EXPECT_EQ(st.free_slots, c.num_slots);
   EXPECT_EQ(st.free_blocks, c.num_blocks);
   EXPECT_EQ(st.running + st.waiting, 0);
+  if (c.prefix_cache) {
+    EXPECT_GT(st.prefix_cache.hits, 0);
+    // Only snapshots attached to cached nodes remain (no entry leaked by a cancelled save).
+    EXPECT_LE(st.prefix_cache.used_snapshots, st.prefix_cache.cached_blocks);
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(PrefixCache, RandomCancelsTest, ::testing::Bool());
 
 }  // namespace
 }  // namespace tandem::coordinator
@@ -375,6 +431,222 @@ TEST(SchedulerTest, RequeueAllAfterAGroupFailureGivesTheUninterruptedTokens) {
   for (size_t i = 0; i < jobs.size(); ++i) {
     EXPECT_EQ(done.at(i), Alone(jobs[i].prompt, jobs[i].max_new)) << "job " << i;
   }
+}
+
+}  // namespace
+}  // namespace tandem::coordinator
+
+namespace tandem::coordinator {
+namespace {
+
+// Jobs whose prompts start with one of `prefixes` (or nothing), then a random tail.
+std::vector<Job> SharedPrefixJobs(std::mt19937& rng, int n, const std::vector<int>& prefix_lens,
+                                  int max_tail, int max_new) {
+  std::vector<std::vector<int32_t>> prefixes;
+  for (int len : prefix_lens) {
+    std::vector<int32_t> p;
+    for (int k = 0; k < len; ++k) p.push_back(static_cast<int32_t>(rng() % kVocab));
+    prefixes.push_back(p);
+  }
+  std::vector<Job> jobs;
+  for (int i = 0; i < n; ++i) {
+    Job j;
+    const size_t which = rng() % (prefixes.size() + 1);
+    if (which < prefixes.size()) j.prompt = prefixes[which];
+    const int tail = (j.prompt.empty() ? 1 : 0) + static_cast<int>(rng() % (max_tail + 1));
+    for (int k = 0; k < tail; ++k) j.prompt.push_back(static_cast<int32_t>(rng() % kVocab));
+    j.max_new = 1 + static_cast<int32_t>(rng() % max_new);
+    jobs.push_back(j);
+  }
+  return jobs;
+}
+
+SchedulerConfig CacheConfig() {
+  SchedulerConfig c;
+  c.num_slots = 6;
+  c.num_blocks = 256;
+  c.block_size = 4;
+  c.max_tokens_per_step = 24;  // prompts are prefilled in several chunks
+  c.prefix_cache = true;
+  c.num_snapshots = 32;
+  return c;
+}
+
+void ExpectAlone(const std::vector<Job>& jobs, const std::map<uint64_t, std::vector<int32_t>>& done,
+                 const std::string& what) {
+  ASSERT_EQ(done.size(), jobs.size()) << what;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(done.at(i), Alone(jobs[i].prompt, jobs[i].max_new)) << "job " << i << " " << what;
+  }
+}
+
+// Shared prefixes of 0, 1 and many blocks and whole repeated prompts: every sequence gets exactly
+// the tokens it gets alone (the fake checks every KV position a chunk reads and every restored
+// state), hits are reported, and cached tokens are block aligned and leave the last prompt token
+// to compute.
+TEST(SchedulerPrefixCacheTest, HitsAreExactOnEveryPipelineDepth) {
+  const uint32_t seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  std::vector<Job> jobs = SharedPrefixJobs(rng, 60, {4, 5, 37, 64}, 12, 12);
+  for (int i = 0; i < 6; ++i) jobs.push_back(jobs[rng() % jobs.size()]);  // whole prompts again
+  for (int pp : {1, 2, 4}) {
+    SchedulerConfig c = CacheConfig();
+    c.micro_batches = pp;
+    RunInfo info;
+    const auto done = RunAll(c, jobs, pp, nullptr, 0, nullptr, &info);
+    ExpectAlone(jobs, done, "seed " + std::to_string(seed) + " pp " + std::to_string(pp));
+    EXPECT_GT(info.cache.hits, 0) << "pp " << pp;
+    EXPECT_GT(info.restores, 0) << "pp " << pp;
+    EXPECT_EQ(info.restores, info.cache.hits) << "pp " << pp;
+    int64_t cached = 0;
+    for (const auto& [id, n] : info.cached) {
+      EXPECT_EQ(n % c.block_size, 0);
+      EXPECT_LT(n, static_cast<int32_t>(jobs[id].prompt.size()));
+      cached += n;
+    }
+    EXPECT_EQ(cached, info.cache.cached_tokens) << "no preemption here: one lookup per job";
+    EXPECT_EQ(info.cache.lookups, static_cast<int64_t>(jobs.size()));
+  }
+}
+
+// Drives a scheduler one job at a time (each runs to its end before the next is added).
+class Sequential {
+ public:
+  explicit Sequential(const SchedulerConfig& c) : s_(c), exec_(c) {}
+  // Runs the prompt for max_new tokens; returns the prompt tokens it reused.
+  int32_t Run(const std::vector<int32_t>& prompt, int32_t max_new) {
+    const uint64_t id = next_id_++;
+    EXPECT_TRUE(s_.Add({id, 0, prompt, max_new}).ok());
+    while (static_cast<int32_t>(s_.Generated(id).size()) < max_new) {
+      StepPlan plan = s_.Schedule();
+      if (plan.empty()) {
+        ADD_FAILURE() << "nothing scheduled";
+        break;
+      }
+      for (const PlannedSequence& p : plan.sequences) chunks_.push_back(p);
+      const std::vector<int32_t> t = exec_.Run(plan);
+      for (size_t k = 0; k < plan.sequences.size(); ++k) {
+        s_.Complete(plan.sequences[k].id, t[k] >= 0 ? std::optional<int32_t>(t[k]) : std::nullopt);
+      }
+    }
+    EXPECT_EQ(s_.Generated(id), Alone(prompt, max_new));
+    const int32_t cached = s_.CachedTokens(id);
+    EXPECT_TRUE(s_.Finish(id));
+    return cached;
+  }
+  Scheduler& scheduler() { return s_; }
+  std::vector<PlannedSequence>& chunks() { return chunks_; }
+
+ private:
+  Scheduler s_;
+  FakeExecutor exec_;
+  uint64_t next_id_ = 0;
+  std::vector<PlannedSequence> chunks_;
+};
+
+std::vector<int32_t> RandomTokens(std::mt19937& rng, int n) {
+  std::vector<int32_t> t;
+  for (int i = 0; i < n; ++i) t.push_back(static_cast<int32_t>(rng() % kVocab));
+  return t;
+}
+
+std::vector<int32_t> Cat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(SchedulerPrefixCacheTest, ARepeatedPromptResumesAtItsLastBlockBoundary) {
+  std::mt19937 rng(std::random_device{}());
+  SchedulerConfig c = CacheConfig();
+  Sequential run(c);
+  const std::vector<int32_t> prompt = RandomTokens(rng, 30);  // boundary at 28
+  EXPECT_EQ(run.Run(prompt, 5), 0);
+  // The first run prefilled in chunks that end at 28, where it saved its snapshot.
+  bool saved = false;
+  for (const PlannedSequence& p : run.chunks()) {
+    if (p.save_snapshot >= 0) {
+      EXPECT_EQ(p.start_pos + static_cast<int64_t>(p.tokens.size()), 28);
+      saved = true;
+    }
+  }
+  EXPECT_TRUE(saved);
+  run.chunks().clear();
+  EXPECT_EQ(run.Run(prompt, 3), 28);
+  ASSERT_FALSE(run.chunks().empty());
+  EXPECT_EQ(run.chunks().front().start_pos, 28);
+  EXPECT_GE(run.chunks().front().restore_snapshot, 0);
+  // A prompt of exactly 8 blocks: the whole prompt matches, the last block is recomputed.
+  const std::vector<int32_t> exact = RandomTokens(rng, 32);
+  EXPECT_EQ(run.Run(exact, 2), 0);
+  EXPECT_EQ(run.Run(exact, 2), 28);
+  // A prompt shorter than a block never hits; one token more than a cached prompt does.
+  const std::vector<int32_t> tiny = RandomTokens(rng, 3);
+  EXPECT_EQ(run.Run(tiny, 2), 0);
+  EXPECT_EQ(run.Run(tiny, 2), 0);
+  EXPECT_EQ(run.Run(Cat(prompt, {7}), 2), 28);
+  const PrefixCacheStats st = run.scheduler().Stats().prefix_cache;
+  EXPECT_EQ(st.hits, 3);
+  EXPECT_EQ(st.cached_tokens, 28 * 3);
+}
+
+// Two prompts that share 30 tokens and then differ: the second one saves a snapshot where it
+// leaves the cached blocks (24, the last block boundary inside the shared part), so a third
+// prompt with the same 30 tokens resumes there.
+TEST(SchedulerPrefixCacheTest, ABranchPointGetsASnapshotForLaterPrompts) {
+  std::mt19937 rng(std::random_device{}());
+  Sequential run(CacheConfig());
+  const std::vector<int32_t> shared = RandomTokens(rng, 30);
+  EXPECT_EQ(run.Run(Cat(shared, RandomTokens(rng, 10)), 2), 0);  // saves at 36
+  EXPECT_EQ(run.Run(Cat(shared, RandomTokens(rng, 10)), 2), 0);  // saves at 28 and 36
+  // Both saved a snapshot at their last block boundary (36); the second also at 28.
+  EXPECT_EQ(run.Run(Cat(shared, RandomTokens(rng, 10)), 2), 28);
+  EXPECT_EQ(run.Run(shared, 2), 28);
+}
+
+// A pool of 2 snapshots and a block pool that cannot hold everything: a long random run with
+// many prefixes evicts blocks and snapshots over and over, every output stays exact and
+// admission never stalls (RunAll fails on a step with nothing scheduled).
+TEST(SchedulerPrefixCacheTest, EvictionUnderPressureNeverChangesOutputsOrDeadlocks) {
+  const uint32_t seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  const std::vector<Job> jobs = SharedPrefixJobs(rng, 150, {8, 13, 21, 34, 40}, 10, 20);
+  SchedulerConfig c = CacheConfig();
+  c.num_snapshots = 2;
+  c.num_blocks = 48;
+  for (int pp : {1, 2}) {
+    c.micro_batches = pp;
+    int64_t preemptions = 0;
+    RunInfo info;
+    const auto done = RunAll(c, jobs, pp, &preemptions, 0, nullptr, &info);
+    ExpectAlone(jobs, done, "seed " + std::to_string(seed) + " pp " + std::to_string(pp));
+    EXPECT_GT(info.cache.hits, 0);
+    EXPECT_GT(info.cache.evicted_snapshots, 0);
+    EXPECT_GT(info.cache.evicted_blocks, 0);
+    EXPECT_LE(info.cache.used_snapshots, 2);
+  }
+}
+
+// Preemption with the cache on (a preempted sequence resumes from its prompt's snapshot when it
+// is still there), and group failures (the tree is dropped with the workers' state).
+TEST(SchedulerPrefixCacheTest, PreemptionAndGroupFailuresStayExact) {
+  const uint32_t seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  const std::vector<Job> jobs = SharedPrefixJobs(rng, 40, {12, 24}, 8, 60);
+  SchedulerConfig c = CacheConfig();
+  c.num_blocks = 40;
+  c.micro_batches = 2;
+  int64_t preemptions = 0;
+  RunInfo info;
+  auto done = RunAll(c, jobs, 2, &preemptions, 0, nullptr, &info);
+  ExpectAlone(jobs, done, "seed " + std::to_string(seed));
+  EXPECT_GT(preemptions, 0);
+  EXPECT_GT(info.cache.hits, 0);
+  int failures = 0;
+  RunInfo failed;
+  c.num_blocks = 256;
+  done = RunAll(c, jobs, 2, nullptr, /*fail_every=*/9, &failures, &failed);
+  ExpectAlone(jobs, done, "seed " + std::to_string(seed) + " with failures");
+  EXPECT_GT(failures, 3);
 }
 
 }  // namespace
