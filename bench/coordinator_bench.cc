@@ -14,6 +14,7 @@
 // its cost against the text mode (docs/observability.md: within 5% of the engine's CPU per step).
 //
 // BM_SchedulerStep: Scheduler::Schedule() + Complete() for every planned sequence, N running.
+// BM_SchedulerStepPrefixCache: the same with the prefix cache on (shared prompts).
 //
 // bench/results/coordinator_cpu.json holds a run (see docs/benchmarks.md for the command).
 #include <pthread.h>
@@ -263,9 +264,12 @@ void BM_EngineDecode(benchmark::State& state, Mode mode) {
   state.SetItemsProcessed(steps);
 }
 
-void BM_SchedulerStep(benchmark::State& state) {
+void SchedulerStep(benchmark::State& state, bool prefix_cache) {
   const int64_t n = state.range(0);
-  coord::Scheduler scheduler(BenchSchedulerConfig(n));
+  coord::SchedulerConfig config = BenchSchedulerConfig(n);
+  config.prefix_cache = prefix_cache;
+  config.num_snapshots = 1024;
+  coord::Scheduler scheduler(config);
   for (int64_t i = 0; i < n; ++i) {
     coord::SequenceSpec spec;
     spec.id = static_cast<uint64_t>(i + 1);
@@ -298,6 +302,11 @@ void BM_SchedulerStep(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 
+void BM_SchedulerStep(benchmark::State& state) { SchedulerStep(state, false); }
+// The same with the prefix cache on: the identical prompts share their blocks, every sequence
+// after the first few reuses a snapshot, and each Complete() checks for blocks to insert.
+void BM_SchedulerStepPrefixCache(benchmark::State& state) { SchedulerStep(state, true); }
+
 BENCHMARK_CAPTURE(BM_EngineDecode, text, Mode::kText)
     ->Arg(32)
     ->Arg(256)
@@ -317,6 +326,7 @@ BENCHMARK_CAPTURE(BM_EngineDecode, stop_strings, Mode::kStopStrings)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SchedulerStep)->Arg(32)->Arg(256)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SchedulerStepPrefixCache)->Arg(32)->Arg(256)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -95,6 +95,7 @@ void Scheduler::Release(Sequence& seq) {
   if (!own.empty()) TANDEM_CHECK(blocks_.Free(own).ok());
   seq.blocks.clear();
   seq.nodes.clear();
+  seq.tree_blocks = 0;
   if (seq.pending_save >= 0) cache_->FreeSnapshot(seq.pending_save);
   seq.pending_save = -1;
   seq.restore = -1;
@@ -114,6 +115,7 @@ void Scheduler::StartFromCache(Sequence& seq) {
     seq.blocks.push_back(node->block());
     seq.nodes.push_back(node);
   }
+  seq.tree_blocks = static_cast<int64_t>(m.path.size());
   seq.num_computed = m.tokens;
   seq.restore = m.snapshot;
   // Snapshots: where the prompt leaves the cached tree (another prompt shares it up to there),
@@ -141,11 +143,10 @@ void Scheduler::CacheCompleted(Sequence& seq) {
   const int64_t bs = blocks_.block_size();
   const int64_t prompt_len = static_cast<int64_t>(seq.spec.prompt.size());
   const int64_t full = std::min(seq.num_computed, prompt_len) / bs;
-  for (int64_t k = 0; k < full && k < static_cast<int64_t>(seq.blocks.size()); ++k) {
-    if (seq.nodes[k] != nullptr) continue;
-    PrefixCache::Node* parent = k > 0 ? seq.nodes[k - 1] : nullptr;
-    if (k > 0 && parent == nullptr) break;
-    seq.nodes[k] = cache_->Insert(parent, seq.tokens, k * bs, seq.blocks[k]);
+  for (int64_t& k = seq.tree_blocks; k < full && k < static_cast<int64_t>(seq.blocks.size());
+       ++k) {
+    seq.nodes[k] = cache_->Insert(k > 0 ? seq.nodes[k - 1] : nullptr, seq.tokens, k * bs,
+                                  seq.blocks[k]);
   }
   if (seq.pending_save >= 0) {
     const int64_t k = seq.num_computed / bs - 1;

@@ -109,12 +109,15 @@ absl::Status ReplicaSupervisor::CheckSameShape(const worker::LocalCluster& group
     if (info.capacity().num_slots() < o.scheduler.num_slots ||
         (info.capacity().num_blocks() > 0 &&
          info.capacity().num_blocks() < o.scheduler.num_blocks) ||
+        info.capacity().num_snapshots() < o.scheduler.num_snapshots ||
         info.capabilities().vocab_size() != o.limits.vocab_size) {
       return absl::FailedPreconditionError(absl::StrCat(
           "worker rank ", r, " came back with ", info.capacity().num_slots(), " slots, ",
-          info.capacity().num_blocks(), " blocks and a vocabulary of ",
+          info.capacity().num_blocks(), " blocks, ", info.capacity().num_snapshots(),
+          " snapshots and a vocabulary of ",
           info.capabilities().vocab_size(), "; the coordinator serves ", o.scheduler.num_slots,
-          " slots, ", o.scheduler.num_blocks, " blocks and ", o.limits.vocab_size, " tokens"));
+          " slots, ", o.scheduler.num_blocks, " blocks, ", o.scheduler.num_snapshots,
+          " snapshots and ", o.limits.vocab_size, " tokens"));
     }
   }
   return absl::OkStatus();

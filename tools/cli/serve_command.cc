@@ -42,6 +42,8 @@ absl::Status Run(const Args& args) {
        "max-queued-requests", "max-queued-prompt-tokens", "max-new-tokens", "max-receive-bytes",
        "collective", "micro-batches", "workers", "rendezvous-host", "start-timeout",
        "drain-timeout",
+       // Prefix caching (docs/serving.md, "Prefix caching").
+       "prefix-cache", "snapshot-pool-bytes",
        // Failures and recovery (docs/serving.md, "Failures and recovery").
        "max-replays", "step-timeout-floor-ms", "recovery-queue-timeout", "liveness-timeout-ms",
        // Security (docs/serving.md, "Security").
@@ -77,6 +79,23 @@ absl::Status Run(const Args& args) {
   ASSIGN_OR_RETURN(int64_t max_queued_tokens, args.GetInt("max-queued-prompt-tokens", 1 << 20));
   ASSIGN_OR_RETURN(int64_t max_new, args.GetInt("max-new-tokens", 4096));
   ASSIGN_OR_RETURN(int64_t max_receive, args.GetInt("max-receive-bytes", 4 << 20));
+  const std::string prefix_cache = args.GetOr("prefix-cache", "on");
+  if (prefix_cache != "on" && prefix_cache != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--prefix-cache: '", prefix_cache, "' is not on or off"));
+  }
+  ASSIGN_OR_RETURN(const int64_t snapshot_pool_bytes,
+                   args.GetInt("snapshot-pool-bytes", int64_t{1} << 30));
+  if (snapshot_pool_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--snapshot-pool-bytes ", snapshot_pool_bytes, " is negative"));
+  }
+  if (prefix_cache == "on" && snapshot_pool_bytes > 0) {
+    // A snapshot sits on a cached KV block, so more entries than blocks are never used; each
+    // worker grants what its budget holds (an entry is its slice of one slot's SSM + conv state).
+    copts.snapshot_pool_bytes = snapshot_pool_bytes;
+    copts.num_snapshots = copts.num_blocks;
+  }
   if (tp < 1 || pp < 1) return absl::InvalidArgumentError("--tp and --pp must be >= 1");
   // Plans in flight at once: one per pipeline stage keeps every stage busy.
   ASSIGN_OR_RETURN(int64_t micro_batches, args.GetInt("micro-batches", pp));
@@ -189,9 +208,12 @@ absl::Status Run(const Args& args) {
   // Capacities: the smallest over all ranks (blocks over the ranks that hold attention).
   coordinator::EngineOptions eopts;
   int64_t slots = INT64_MAX, blocks = INT64_MAX, block_size = 0, step_tokens = INT64_MAX;
+  int64_t snapshots = INT64_MAX, snapshot_entry_bytes = 0;
   const auto& caps = supervisor->infos().front().capabilities();
   for (const auto& info : supervisor->infos()) {
     slots = std::min(slots, info.capacity().num_slots());
+    snapshots = std::min(snapshots, info.capacity().num_snapshots());
+    snapshot_entry_bytes = std::max(snapshot_entry_bytes, info.snapshot_entry_bytes());
     if (info.capacity().num_blocks() > 0) blocks = std::min(blocks, info.capacity().num_blocks());
     block_size = std::max(block_size, info.capacity().block_size());
     if (info.capacity().max_tokens_per_step() > 0) {
@@ -206,6 +228,16 @@ absl::Status Run(const Args& args) {
   eopts.scheduler.max_queued_requests = max_queued;
   eopts.scheduler.micro_batches = static_cast<int32_t>(micro_batches);
   eopts.scheduler.max_queued_prompt_tokens = max_queued_tokens;
+  eopts.scheduler.prefix_cache = copts.num_snapshots > 0;
+  eopts.scheduler.num_snapshots =
+      static_cast<int32_t>(std::min<int64_t>(copts.num_snapshots > 0 ? snapshots : 0, INT32_MAX));
+  if (eopts.scheduler.prefix_cache && eopts.scheduler.num_snapshots == 0) {
+    std::fprintf(stderr,
+                 "tandem serve: warning: prefix caching is off: --snapshot-pool-bytes %lld holds "
+                 "no snapshot of %lld bytes on some worker\n",
+                 static_cast<long long>(snapshot_pool_bytes),
+                 static_cast<long long>(snapshot_entry_bytes));
+  }
   eopts.limits.vocab_size = caps.vocab_size();
   eopts.limits.max_context = std::min<int64_t>(
       caps.max_position_embeddings() > 0 ? caps.max_position_embeddings() : INT64_MAX,
@@ -229,6 +261,7 @@ absl::Status Run(const Args& args) {
   desc.backend = caps.backend();
   desc.vocab_size = caps.vocab_size();
   desc.num_hidden_layers = caps.num_hidden_layers();
+  desc.snapshot_entry_bytes = snapshot_entry_bytes;
   const std::string address = absl::StrCat(args.GetOr("host", "127.0.0.1"), ":", port);
   ASSIGN_OR_RETURN(auto server, coordinator::StartServer(engine.get(), desc, address, max_receive,
                                                          security, &registry));
@@ -239,10 +272,11 @@ absl::Status Run(const Args& args) {
   cmetrics.SetReplicaState(coordinator::ReplicaState::kReady);
   std::printf(
       "tandem serve: listening on %s:%d (model %s, tp=%d pp=%d, %lld slots, %lld blocks "
-      "of %lld)\n",
+      "of %lld, prefix cache %s with %d snapshots)\n",
       args.GetOr("host", "127.0.0.1").c_str(), server->port, copts.model_dir.c_str(), copts.tp,
       copts.pp, static_cast<long long>(slots), static_cast<long long>(blocks),
-      static_cast<long long>(eopts.scheduler.block_size));
+      static_cast<long long>(eopts.scheduler.block_size),
+      eopts.scheduler.num_snapshots > 0 ? "on" : "off", eopts.scheduler.num_snapshots);
   std::fflush(stdout);
   const std::string host = args.GetOr("host", "127.0.0.1");
   if (host != "127.0.0.1" && host != "localhost" && host != "::1" && !api_keys->enabled()) {
@@ -322,6 +356,11 @@ const char kUsage[] =
     "                        coordinator's lease on them to lapse (default 60)\n"
     "  --drain-timeout S     on SIGTERM/SIGINT: seconds requests in flight may run on before they\n"
     "                        end UNAVAILABLE (default 30; docs/serving.md, \"Failures and recovery\")\n"
+    "\nPrefix caching (docs/serving.md, \"Prefix caching\"): a prompt that starts like an earlier one\n"
+    "reuses its KV blocks and a snapshot of the SSM + conv state at a block boundary; exact.\n"
+    "  --prefix-cache on|off reuse cached prefixes (default on)\n"
+    "  --snapshot-pool-bytes N  bytes of state snapshots per worker (default 1073741824; an entry is\n"
+    "                        the worker's slice of one sequence's SSM + conv state; at most --blocks entries)\n"
     "\nFailures and recovery (docs/serving.md, \"Failures and recovery\"): a worker that dies or freezes\n"
     "is detected by heartbeat, the group is rebuilt (same addresses, new epoch) and the requests that\n"
     "were running are replayed from their prompt and streamed tokens.\n"
