@@ -162,7 +162,7 @@ TEST_P(SnapshotTest, RestoresBeforeSavesInAStepAndOverwrites) {
   ASSERT_EQ(RunStep(*model, {Seq(0, Blocks(0, 5), 0, Slice(a, 0, 8), -1, 0)}).size(), 1u);
   // One step: slot 1 restores snapshot 0 at 8 while slot 0 continues to 12 and saves into it.
   auto s2 = RunStep(*model, {Seq(1, Concat(Blocks(0, 2), Blocks(10, 3)), 8, Slice(a, 8, 20), 0),
-                         Seq(0, Blocks(0, 5), 8, Slice(a, 8, 12), -1, 0)});
+                             Seq(0, Blocks(0, 5), 8, Slice(a, 8, 12), -1, 0)});
   ASSERT_EQ(s2.size(), 2u);
   EXPECT_LE(Error(s2[0], want(8, 20)), kTolerance) << "the restore saw the new contents";
   EXPECT_LE(Error(s2[1], want(8, 12)), kTolerance);
@@ -173,8 +173,9 @@ TEST_P(SnapshotTest, RestoresBeforeSavesInAStepAndOverwrites) {
   EXPECT_THAT(model->ValidatePlan(stale).message(),
               HasSubstr("restore_snapshot 0 was saved at position 12, not at start_pos 8"));
   // One step: slots 2 and 3 both restore snapshot 0 at 12; slot 2 also saves it again at 16.
-  auto s3 = RunStep(*model, {Seq(2, Concat(Blocks(0, 3), Blocks(20, 1)), 12, Slice(a, 12, 16), 0, 0),
-                         Seq(3, Concat(Blocks(0, 3), Blocks(30, 2)), 12, Slice(a, 12, 20), 0)});
+  auto s3 =
+      RunStep(*model, {Seq(2, Concat(Blocks(0, 3), Blocks(20, 1)), 12, Slice(a, 12, 16), 0, 0),
+                       Seq(3, Concat(Blocks(0, 3), Blocks(30, 2)), 12, Slice(a, 12, 20), 0)});
   ASSERT_EQ(s3.size(), 2u);
   EXPECT_LE(Error(s3[0], want(12, 16)), kTolerance);
   EXPECT_LE(Error(s3[1], want(12, 20)), kTolerance);
