@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -176,6 +177,8 @@ absl::StatusOr<std::unique_ptr<StageExecutor>> StageExecutor::Create(const pb::L
                           static_cast<int64_t>(static_cast<uint64_t>(req.snapshot_pool_bytes()) /
                                                entry_bytes));
   }
+  // Snapshot ids are int32 in a plan.
+  snapshots = std::min<int64_t>(snapshots, std::numeric_limits<int32_t>::max());
   ex->capacity_.set_num_snapshots(snapshots);
   model::StateCapacity cap;
   cap.num_slots = ex->capacity_.num_slots();
