@@ -14,6 +14,8 @@ BatchMetadata BatchMetadata::FromPlan(const StepPlan& plan) {
     m.slots.push_back(s.slot);
     m.start_pos.push_back(static_cast<int32_t>(s.start_pos));
     m.has_initial_state.push_back(s.start_pos > 0 ? 1 : 0);
+    m.restore_snapshot.push_back(s.restore_snapshot);
+    m.save_snapshot.push_back(s.save_snapshot);
     m.max_blocks_per_seq =
         std::max<int64_t>(m.max_blocks_per_seq, static_cast<int64_t>(s.block_table.size()));
   }

@@ -20,6 +20,8 @@ struct BatchMetadata {
   std::vector<uint8_t> has_initial_state;  // [num_seqs]
   std::vector<int32_t> block_tables;       // [num_seqs, max_blocks_per_seq]
   int64_t max_blocks_per_seq = 0;
+  std::vector<int32_t> restore_snapshot;  // [num_seqs], -1: none
+  std::vector<int32_t> save_snapshot;     // [num_seqs], -1: none
 
   static BatchMetadata FromPlan(const StepPlan& plan);
 };

@@ -1,8 +1,10 @@
 #include "model/mamba2_mixer.h"
 
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/logging.h"
 #include "core/status.h"
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/rms_norm.h"
@@ -47,8 +49,25 @@ absl::StatusOr<std::unique_ptr<Mamba2Mixer>> Mamba2Mixer::Load(const core::Model
 
 void Mamba2Mixer::AllocateState(const StateCapacity& capacity) {
   num_slots_ = capacity.num_slots;
-  conv_state_ = core::Tensor::Zeros(core::DType::kF32, {num_slots_, conv_dim_ * (kernel_ - 1)});
-  ssm_state_ = core::Tensor::Zeros(core::DType::kF32, {num_slots_, heads_ * head_dim_ * state_});
+  num_rows_ = capacity.num_slots + capacity.num_snapshots;
+  conv_state_ = core::Tensor::Zeros(core::DType::kF32, {num_rows_, conv_dim_ * (kernel_ - 1)});
+  ssm_state_ = core::Tensor::Zeros(core::DType::kF32, {num_rows_, heads_ * head_dim_ * state_});
+}
+
+void Mamba2Mixer::CopyStateRow(int64_t from_row, int64_t to_row) {
+  TANDEM_CHECK(from_row >= 0 && from_row < num_rows_ && to_row >= 0 && to_row < num_rows_)
+      << "state rows " << from_row << " -> " << to_row << " of " << num_rows_;
+  if (from_row == to_row) return;
+  for (core::Tensor* pool : {&conv_state_, &ssm_state_}) {
+    const int64_t row = pool->dim(1);
+    float* base = pool->data<float>();
+    std::memcpy(base + to_row * row, base + from_row * row, row * sizeof(float));
+  }
+}
+
+uint64_t Mamba2Mixer::state_row_bytes() const {
+  return static_cast<uint64_t>(conv_dim_ * (kernel_ - 1) + heads_ * head_dim_ * state_) *
+         sizeof(float);
 }
 
 uint64_t Mamba2Mixer::weight_bytes() const {
@@ -60,7 +79,9 @@ uint64_t Mamba2Mixer::weight_bytes() const {
   return n;
 }
 
-uint64_t Mamba2Mixer::state_bytes() const { return conv_state_.nbytes() + ssm_state_.nbytes(); }
+uint64_t Mamba2Mixer::state_bytes() const {
+  return static_cast<uint64_t>(num_slots_) * state_row_bytes();
+}
 
 absl::Status Mamba2Mixer::Forward(const ForwardContext& ctx, const float* x, float* out) {
   const BatchMetadata& meta = *ctx.meta;

@@ -5,7 +5,8 @@
 // A_log/D/dt_bias by head, the gated norm's weight by channel (its groups stay whole since
 // t divides n_groups), out_proj by column. Its output is a partial sum over ranks.
 // State per slot: the conv state [conv_dim_local, K-1] (raw pre-activation xBC rows) and the SSM
-// state [heads_local, head_dim, state] in f32.
+// state [heads_local, head_dim, state] in f32; the pools hold num_slots + num_snapshots rows
+// (prefix-cache snapshot k is row num_slots + k).
 #pragma once
 
 #include <string>
@@ -29,6 +30,8 @@ class Mamba2Mixer : public Mixer {
   void AllocateState(const StateCapacity& capacity) override;
   uint64_t weight_bytes() const override;
   uint64_t state_bytes() const override;
+  void CopyStateRow(int64_t from_row, int64_t to_row) override;
+  uint64_t state_row_bytes() const override;
 
   // Chunk size for the chunked SSD scan; 0 (default) uses the sequential recurrence, which is
   // the fastest form on CPUs. Both compute the same function (tests check it).
@@ -43,6 +46,7 @@ class Mamba2Mixer : public Mixer {
   core::Tensor in_proj_, conv_w_, conv_b_, a_log_, d_, dt_bias_, norm_w_, out_proj_;
   core::Tensor conv_state_, ssm_state_;
   int64_t num_slots_ = 0;
+  int64_t num_rows_ = 0;  // num_slots_ + snapshots
 };
 
 }  // namespace tandem::model

@@ -19,6 +19,9 @@ struct StateCapacity {
   int64_t num_slots = 0;    // SSM/conv state slots (sequences in flight)
   int64_t num_blocks = 0;   // KV blocks per attention layer
   int64_t block_size = 16;  // tokens per KV block
+  // Prefix-cache snapshot entries: extra SSM/conv state rows (snapshot k is row num_slots + k),
+  // filled and read only by copies between rows (Mixer::CopyStateRow).
+  int64_t num_snapshots = 0;
 };
 
 struct ForwardContext {
@@ -37,7 +40,14 @@ class Mixer {
                                              float* out) = 0;
   virtual void AllocateState(const StateCapacity& capacity) = 0;
   virtual uint64_t weight_bytes() const = 0;
+  // Bytes of the per-sequence slot pools (SSM/conv slots, KV blocks); snapshot rows excluded.
   virtual uint64_t state_bytes() const = 0;
+  // Copies one row of the per-slot state (SSM + conv) to another: rows [0, num_slots) are slots,
+  // rows num_slots + k snapshot k. No-op for mixers without per-slot state (attention's KV blocks
+  // are shared by reference, never copied).
+  virtual void CopyStateRow(int64_t /*from_row*/, int64_t /*to_row*/) {}
+  // Bytes of one row of the per-slot state (0 without per-slot state).
+  virtual uint64_t state_row_bytes() const { return 0; }
 };
 
 }  // namespace tandem::model

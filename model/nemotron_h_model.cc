@@ -115,6 +115,7 @@ bool NemotronHModel::has_attention() const {
 
 void NemotronHModel::AllocateState(const StateCapacity& capacity) {
   capacity_ = capacity;
+  snapshot_positions_.assign(capacity.num_snapshots, -1);
   for (auto& mixer : mixers_) mixer->AllocateState(capacity);
 }
 
@@ -131,8 +132,19 @@ uint64_t NemotronHModel::state_bytes() const {
   return n;
 }
 
+uint64_t NemotronHModel::snapshot_entry_bytes() const {
+  uint64_t n = 0;
+  for (const auto& mixer : mixers_) n += mixer->state_row_bytes();
+  return n;
+}
+
+uint64_t NemotronHModel::snapshot_bytes() const {
+  return static_cast<uint64_t>(capacity_.num_snapshots) * snapshot_entry_bytes();
+}
+
 absl::Status NemotronHModel::ValidatePlan(const StepPlan& plan) const {
-  return ValidateStepPlan(config_, capacity_, options_.layer_begin, options_.layer_end, plan);
+  return ValidateStepPlan(config_, capacity_, options_.layer_begin, options_.layer_end, plan,
+                          snapshot_positions_);
 }
 
 ForwardContext NemotronHModel::Context(const BatchMetadata& meta) const {
@@ -159,6 +171,14 @@ absl::Status NemotronHModel::Embed(const BatchMetadata& meta, float* hidden) {
 absl::Status NemotronHModel::RunLayers(const BatchMetadata& meta, float* hidden) {
   const ForwardContext ctx = Context(meta);
   const int64_t n = meta.num_tokens * config_.hidden_size;
+  // Restores first, for every sequence (a snapshot another sequence saves into in this step is
+  // read before it is overwritten).
+  for (int64_t s = 0; s < meta.num_seqs; ++s) {
+    if (meta.restore_snapshot.empty() || meta.restore_snapshot[s] < 0) continue;
+    for (auto& mixer : mixers_) {
+      mixer->CopyStateRow(capacity_.num_slots + meta.restore_snapshot[s], meta.slots[s]);
+    }
+  }
   std::vector<float> x(n), y(n);
   for (size_t i = 0; i < mixers_.size(); ++i) {
     kernels::cpu::RmsNormParams norm;
@@ -175,6 +195,12 @@ absl::Status NemotronHModel::RunLayers(const BatchMetadata& meta, float* hidden)
     MaybeRoundBf16(round_bf16_, y.data(), n);
     kernels::cpu::AddInPlace(hidden, y.data(), n);
     MaybeRoundBf16(round_bf16_, hidden, n);
+  }
+  for (int64_t s = 0; s < meta.num_seqs; ++s) {
+    if (meta.save_snapshot.empty() || meta.save_snapshot[s] < 0) continue;
+    const int32_t k = meta.save_snapshot[s];
+    for (auto& mixer : mixers_) mixer->CopyStateRow(meta.slots[s], capacity_.num_slots + k);
+    snapshot_positions_[k] = meta.start_pos[s] + (meta.cu_seqlens[s + 1] - meta.cu_seqlens[s]);
   }
   return absl::OkStatus();
 }

@@ -53,26 +53,36 @@ class NemotronHModel {
   int64_t vocab_local() const { return vocab_local_; }
   bool rounds_to_bf16() const { return round_bf16_; }
 
-  // Allocates (zeroed) state for `capacity` slots and blocks in every layer of the shard.
+  // Allocates (zeroed) state for `capacity` slots, blocks and snapshots in every layer of the
+  // shard; every snapshot starts never saved.
   void AllocateState(const StateCapacity& capacity);
   const StateCapacity& capacity() const { return capacity_; }
 
   // Checks a plan against the config and the allocated capacity: InvalidArgument naming the
   // sequence and the value (token id out of range, empty sequence, position past the maximum,
-  // slot or block out of range, a slot used twice, a block table too short).
+  // slot or block out of range, a slot used twice, a block table too short, a snapshot id out of
+  // range, never saved, restored at another position than it was saved at, or saved twice).
+  // Every rank sees every plan and records the same save positions, so all ranks agree.
   [[nodiscard]] absl::Status ValidatePlan(const StepPlan& plan) const;
 
   // One whole step on a single-stage shard: validate, embed, run all blocks, return the requested
   // logits (this rank's vocabulary rows).
   [[nodiscard]] absl::StatusOr<StepLogits> Step(const StepPlan& plan);
 
-  // Pipeline pieces. `hidden` is [num_tokens, hidden_size].
+  // Pipeline pieces. `hidden` is [num_tokens, hidden_size]. RunLayers also performs the plan's
+  // snapshot copies for this shard's layers: every restore before the layers, every save after
+  // them (recording the saved position), so each pipeline stage copies its own layers' state.
   [[nodiscard]] absl::Status Embed(const BatchMetadata& meta, float* hidden);
   [[nodiscard]] absl::Status RunLayers(const BatchMetadata& meta, float* hidden);
   [[nodiscard]] absl::StatusOr<StepLogits> Head(const StepPlan& plan, const float* hidden);
 
   uint64_t weight_bytes() const;
-  uint64_t state_bytes() const;
+  uint64_t state_bytes() const;     // the slot pools (SSM/conv slots, KV blocks)
+  uint64_t snapshot_bytes() const;  // the snapshot pool: num_snapshots * snapshot_entry_bytes()
+  // This shard's Mamba state bytes per slot, i.e. per snapshot entry (0 without Mamba layers).
+  uint64_t snapshot_entry_bytes() const;
+  // The position snapshot k was last saved at (start_pos + n of the save), -1 if never.
+  int64_t snapshot_position(int32_t k) const { return snapshot_positions_[k]; }
   uint64_t checkpoint_bytes_read() const { return checkpoint_bytes_read_; }
 
  private:
@@ -89,6 +99,7 @@ class NemotronHModel {
   std::vector<core::Tensor> norms_;  // per block of the shard: [hidden]
   std::vector<std::unique_ptr<Mixer>> mixers_;
   StateCapacity capacity_;
+  std::vector<int64_t> snapshot_positions_;  // per snapshot: saved position, -1 = never
   uint64_t checkpoint_bytes_read_ = 0;
 };
 

@@ -7,7 +7,8 @@
 namespace tandem::model {
 
 absl::Status ValidateStepPlan(const core::ModelConfig& config, const StateCapacity& capacity,
-                              int64_t layer_begin, int64_t layer_end, const StepPlan& plan) {
+                              int64_t layer_begin, int64_t layer_end, const StepPlan& plan,
+                              absl::Span<const int64_t> snapshot_positions) {
   if (plan.sequences.empty()) return absl::InvalidArgumentError("step plan has no sequences");
   bool needs_blocks = false;
   for (int64_t i = layer_begin; i < layer_end; ++i) {
@@ -15,6 +16,7 @@ absl::Status ValidateStepPlan(const core::ModelConfig& config, const StateCapaci
   }
   std::set<int32_t> slots;
   std::set<int32_t> written_blocks;
+  std::set<int32_t> saved_snapshots;
   for (size_t i = 0; i < plan.sequences.size(); ++i) {
     const SequenceStep& s = plan.sequences[i];
     const auto where = [&] { return absl::StrCat("sequence ", i, " (slot ", s.slot, "): "); };
@@ -37,6 +39,37 @@ absl::Status ValidateStepPlan(const core::ModelConfig& config, const StateCapaci
     }
     if (!slots.insert(s.slot).second) {
       return absl::InvalidArgumentError(absl::StrCat(where(), "slot used twice in one step"));
+    }
+    const auto outside = [&](const char* what, int32_t id) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where(), what, " ", id, " is outside [0, ", capacity.num_snapshots, ")"));
+    };
+    if (s.restore_snapshot != -1) {
+      const int32_t k = s.restore_snapshot;
+      if (k < 0 || k >= capacity.num_snapshots) return outside("restore_snapshot", k);
+      const int64_t saved_at =
+          k < static_cast<int64_t>(snapshot_positions.size()) ? snapshot_positions[k] : -1;
+      if (saved_at < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where(), "restore_snapshot ", k, " was never saved"));
+      }
+      if (s.start_pos <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where(), "restore_snapshot ", k, " needs start_pos > 0 (got ", s.start_pos, ")"));
+      }
+      if (s.start_pos != saved_at) {
+        return absl::InvalidArgumentError(absl::StrCat(where(), "restore_snapshot ", k,
+                                                       " was saved at position ", saved_at,
+                                                       ", not at start_pos ", s.start_pos));
+      }
+    }
+    if (s.save_snapshot != -1) {
+      const int32_t k = s.save_snapshot;
+      if (k < 0 || k >= capacity.num_snapshots) return outside("save_snapshot", k);
+      if (!saved_snapshots.insert(k).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where(), "save_snapshot ", k, " is saved by two sequences in one step"));
+      }
     }
     if (!needs_blocks) continue;
     const int64_t bs = capacity.block_size;

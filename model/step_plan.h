@@ -6,7 +6,12 @@
 // chunk (n >= 1) or one decode token. start_pos == 0 means a fresh sequence: its SSM and conv
 // state start from zero whatever the slot held before, so a released slot needs no clearing.
 // The block table must cover positions [0, start_pos + n) (ceil((start_pos + n) / block_size)
-// blocks) when the model has attention layers. Plain values; thread-compatible.
+// blocks) when the model has attention layers.
+// Prefix caching: restore_snapshot >= 0 makes the slot's SSM and conv state a copy of that snapshot
+// before the step's forward (start_pos must equal the position it was saved at); save_snapshot >= 0
+// copies the slot's state into that snapshot after the forward (the state at position
+// start_pos + n). Every restore of a step happens before its forward and every save after it.
+// Plain values; thread-compatible.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +29,8 @@ struct SequenceStep {
   int64_t start_pos = 0;
   std::vector<int32_t> token_ids;
   LogitsRequest logits = LogitsRequest::kLast;
+  int32_t restore_snapshot = -1;  // -1: none
+  int32_t save_snapshot = -1;     // -1: none
 };
 
 struct StepPlan {

@@ -358,6 +358,8 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     req.mutable_capacity()->set_num_slots(options.num_slots);
     req.mutable_capacity()->set_num_blocks(options.num_blocks);
     req.mutable_capacity()->set_block_size(options.block_size);
+    req.mutable_capacity()->set_num_snapshots(options.num_snapshots);
+    req.set_snapshot_pool_bytes(options.snapshot_pool_bytes);
     req.set_comm_timeout_ms(absl::ToInt64Milliseconds(options.comm_timeout));
     req.set_collective(options.collective);
     req.set_reference_kernels(options.reference_kernels);

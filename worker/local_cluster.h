@@ -55,6 +55,10 @@ struct LocalClusterOptions {
   int64_t num_slots = 8;
   int64_t num_blocks = 256;
   int64_t block_size = 16;
+  // Prefix-cache snapshot pool per rank: the most entries wanted and the byte budget (each rank
+  // grants min(num_snapshots, snapshot_pool_bytes / its entry bytes); 0 = no pool).
+  int64_t num_snapshots = 0;
+  int64_t snapshot_pool_bytes = 0;
   std::string collective = "gloo";
   bool reference_kernels = false;
   absl::Duration start_timeout = absl::Seconds(60);

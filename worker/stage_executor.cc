@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <limits>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "comm/tcp_rendezvous.h"
@@ -163,14 +165,32 @@ absl::StatusOr<std::unique_ptr<StageExecutor>> StageExecutor::Create(const pb::L
   ex->capacity_.set_num_blocks(want.num_blocks() > 0 ? want.num_blocks() : 256);
   ex->capacity_.set_max_tokens_per_step(want.max_tokens_per_step() > 0 ? want.max_tokens_per_step()
                                                                        : 4096);
+  // The snapshot pool: as many entries as asked for that fit the byte budget (an entry is this
+  // rank's Mamba state of one slot; 0 bytes on a stage without Mamba layers).
+  const uint64_t entry_bytes = ex->model_->snapshot_entry_bytes();
+  int64_t snapshots = 0;
+  if (want.num_snapshots() > 0 && req.snapshot_pool_bytes() > 0) {
+    snapshots = entry_bytes == 0
+                    ? want.num_snapshots()
+                    : std::min<int64_t>(
+                          want.num_snapshots(),
+                          static_cast<int64_t>(static_cast<uint64_t>(req.snapshot_pool_bytes()) /
+                                               entry_bytes));
+  }
+  // Snapshot ids are int32 in a plan.
+  snapshots = std::min<int64_t>(snapshots, std::numeric_limits<int32_t>::max());
+  ex->capacity_.set_num_snapshots(snapshots);
   model::StateCapacity cap;
   cap.num_slots = ex->capacity_.num_slots();
   cap.num_blocks = ex->model_->has_attention() ? ex->capacity_.num_blocks() : 0;
   cap.block_size = ex->capacity_.block_size();
+  cap.num_snapshots = snapshots;
   ex->model_->AllocateState(cap);
+  ex->snapshot_history_.assign(snapshots, History{});
   WorkerMetrics& m = WorkerMetrics::Get();
   m.weight_bytes->Set(static_cast<double>(ex->model_->weight_bytes()));
   m.state_bytes->Set(static_cast<double>(ex->model_->state_bytes()));
+  m.snapshot_bytes->Set(static_cast<double>(ex->model_->snapshot_bytes()));
   m.checkpoint_bytes_read->Set(static_cast<double>(ex->model_->checkpoint_bytes_read()));
   m.load_seconds->Set(SecondsSince(load_start));
   m.loaded->Set(1);
@@ -207,6 +227,8 @@ void StageExecutor::FillInfo(pb::InfoResponse* info) const {
   info->set_model_dir(model_dir_);
   info->set_weight_bytes(static_cast<int64_t>(model_->weight_bytes()));
   info->set_state_bytes(static_cast<int64_t>(model_->state_bytes()));
+  info->set_snapshot_bytes(static_cast<int64_t>(model_->snapshot_bytes()));
+  info->set_snapshot_entry_bytes(static_cast<int64_t>(model_->snapshot_entry_bytes()));
   info->set_checkpoint_bytes_read(static_cast<int64_t>(model_->checkpoint_bytes_read()));
 }
 
@@ -218,8 +240,21 @@ absl::StatusOr<pb::StepResponse> StageExecutor::Execute(const pb::StepRequest& r
   if (!broken_.ok()) return broken_;
   const auto start = std::chrono::steady_clock::now();
   model::StepPlan plan;
-  for (const pb::SequenceStep& s : req.sequences()) {
+  for (int i = 0; i < req.sequences_size(); ++i) {
+    const pb::SequenceStep& s = req.sequences(i);
+    // -1 is the model's "none": a snapshot id that is present must be a real one.
+    for (auto [what, has, id] :
+         {std::tuple{"restore_snapshot", s.has_restore_snapshot(), s.restore_snapshot()},
+          {"save_snapshot", s.has_save_snapshot(), s.save_snapshot()}}) {
+      if (has && id < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("sequence ", i, " (slot ", s.slot(),
+                                                       "): ", what, " ", id, " is outside [0, ",
+                                                       capacity_.num_snapshots(), ")"));
+      }
+    }
     model::SequenceStep m;
+    m.restore_snapshot = s.has_restore_snapshot() ? s.restore_snapshot() : -1;
+    m.save_snapshot = s.has_save_snapshot() ? s.save_snapshot() : -1;
     m.slot = s.slot();
     m.block_table.assign(s.block_table().begin(), s.block_table().end());
     m.start_pos = s.start_pos();
@@ -310,10 +345,16 @@ absl::Status StageExecutor::Sample(const pb::StepRequest& req, const model::Step
     const pb::SequenceStep& seq = req.sequences(i);
     History& hist = history_[seq.slot()];
     if (seq.start_pos() == 0) hist = History{};
+    // A restored snapshot brings the token history it was saved with (start_pos > 0: no reset).
+    if (seq.has_restore_snapshot()) hist = snapshot_history_[seq.restore_snapshot()];
     for (int j = 0; j < seq.token_ids_size(); ++j) {
       (seq.start_pos() + j < seq.prompt_len() ? hist.prompt : hist.output)
           .push_back(seq.token_ids(j));
     }
+  }
+  // Saves after every restore of the step, with the history through this step's tokens.
+  for (const pb::SequenceStep& seq : req.sequences()) {
+    if (seq.has_save_snapshot()) snapshot_history_[seq.save_snapshot()] = history_[seq.slot()];
   }
   bool wants_all = false;
   for (const pb::SequenceStep& seq : req.sequences()) {

@@ -77,6 +77,8 @@ class StageExecutor {
     std::vector<int32_t> prompt, output;
   };
   std::map<int32_t, History> history_;  // per slot, last stage only (sampling penalties)
+  // Per prefix-cache snapshot: the history of the slot it was saved from (last stage only).
+  std::vector<History> snapshot_history_;
 };
 
 }  // namespace tandem::worker

@@ -64,6 +64,8 @@ WorkerMetrics::WorkerMetrics() {
   weight_bytes = r.Gauge("tandem_worker_weight_bytes", "Bytes of this rank's weight slice.");
   state_bytes =
       r.Gauge("tandem_worker_state_bytes", "Bytes of this rank's SSM state and KV cache pools.");
+  snapshot_bytes = r.Gauge("tandem_worker_snapshot_bytes",
+                           "Bytes of this rank's prefix-cache snapshot pool (SSM + conv state).");
   checkpoint_bytes_read = r.Gauge("tandem_worker_checkpoint_bytes_read",
                                   "Checkpoint bytes this rank read while loading.");
   loaded = r.Gauge("tandem_worker_loaded", "1 once this rank's Load succeeded, else 0.");

@@ -34,6 +34,7 @@ struct WorkerMetrics {
   metrics::Counter* transfer_bytes_recv;
   metrics::Gauge* weight_bytes;
   metrics::Gauge* state_bytes;
+  metrics::Gauge* snapshot_bytes;
   metrics::Gauge* checkpoint_bytes_read;
   metrics::Gauge* loaded;  // 1 once Load succeeded
   metrics::Gauge* load_seconds;

@@ -45,6 +45,20 @@ struct Layer {
   void *up = nullptr, *down = nullptr;
 };
 
+// Prefix-cache snapshots (StepPlan restore_snapshot / save_snapshot) are CPU-model only for now.
+absl::Status CheckNoSnapshots(const StepPlan& plan) {
+  for (size_t i = 0; i < plan.sequences.size(); ++i) {
+    const SequenceStep& s = plan.sequences[i];
+    if (s.restore_snapshot != -1 || s.save_snapshot != -1) {
+      return absl::UnimplementedError(absl::StrCat(
+          "sequence ", i, " (slot ", s.slot, "): the CUDA model does not implement prefix-cache ",
+          "snapshots (restore_snapshot ", s.restore_snapshot, ", save_snapshot ", s.save_snapshot,
+          ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct CudaNemotronHModel::Impl {
@@ -189,6 +203,11 @@ struct CudaNemotronHModel::Impl {
       return absl::InvalidArgumentError(absl::StrCat("bad state capacity: ", cap.num_slots,
                                                      " slots, ", cap.num_blocks, " blocks of ",
                                                      cap.block_size));
+    }
+    if (cap.num_snapshots != 0) {
+      return absl::UnimplementedError(absl::StrCat("the CUDA model does not implement ",
+                                                   "prefix-cache snapshots (num_snapshots ",
+                                                   cap.num_snapshots, ")"));
     }
     RETURN_IF_ERROR(kc::SetDevice(device));
     RETURN_IF_ERROR(kc::Synchronize(stream));
@@ -436,6 +455,7 @@ struct CudaNemotronHModel::Impl {
 
   template <typename T>
   absl::StatusOr<StepLogits> Run(const StepPlan& plan) {
+    RETURN_IF_ERROR(CheckNoSnapshots(plan));
     RETURN_IF_ERROR(ValidateStepPlan(config, capacity, 0, config.num_hidden_layers, plan));
     RETURN_IF_ERROR(kc::SetDevice(device));
     PackedStep ps = PackStep(plan);
@@ -646,6 +666,7 @@ absl::Status CudaNemotronHModel::Reserve(int64_t tokens, int64_t rows) {
 }
 
 absl::Status CudaNemotronHModel::ValidatePlan(const StepPlan& plan) const {
+  RETURN_IF_ERROR(CheckNoSnapshots(plan));
   return ValidateStepPlan(impl_->config, impl_->capacity, 0, impl_->config.num_hidden_layers, plan);
 }
 
