@@ -285,7 +285,8 @@ void SchedulerStep(benchmark::State& state, bool prefix_cache) {
     coord::StepPlan plan = scheduler.Schedule();
     for (const coord::PlannedSequence& p : plan.sequences) {
       if (p.sample) {
-        if (p.start_pos == 0) ++decoding;
+        // The prompt's last chunk (which may start past a reused prefix).
+        if (p.start_pos + static_cast<int64_t>(p.tokens.size()) == kPromptLen) ++decoding;
         scheduler.Complete(p.id, TokenFor(p.id, ++position, kFirstOrdinaryToken, 4096));
       } else {
         scheduler.Complete(p.id, std::nullopt);

@@ -114,10 +114,10 @@ absl::Status ReplicaSupervisor::CheckSameShape(const worker::LocalCluster& group
       return absl::FailedPreconditionError(absl::StrCat(
           "worker rank ", r, " came back with ", info.capacity().num_slots(), " slots, ",
           info.capacity().num_blocks(), " blocks, ", info.capacity().num_snapshots(),
-          " snapshots and a vocabulary of ",
-          info.capabilities().vocab_size(), "; the coordinator serves ", o.scheduler.num_slots,
-          " slots, ", o.scheduler.num_blocks, " blocks, ", o.scheduler.num_snapshots,
-          " snapshots and ", o.limits.vocab_size, " tokens"));
+          " snapshots and a vocabulary of ", info.capabilities().vocab_size(),
+          "; the coordinator serves ", o.scheduler.num_slots, " slots, ", o.scheduler.num_blocks,
+          " blocks, ", o.scheduler.num_snapshots, " snapshots and ", o.limits.vocab_size,
+          " tokens"));
     }
   }
   return absl::OkStatus();

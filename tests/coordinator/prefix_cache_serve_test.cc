@@ -21,7 +21,7 @@
 namespace tandem::coordinator {
 namespace {
 
-constexpr int kBlock = 16;           // --block-size (the default)
+constexpr int kBlock = 16;            // --block-size (the default)
 constexpr double kLogprobTol = 1e-4;  // f32: the same math in other chunks (docs/numerics.md)
 
 struct Answer {
@@ -110,10 +110,20 @@ TEST_P(PrefixCacheServeTest, CacheOnEqualsCacheOffOnThisLayout) {
   // A small step budget (chunked prefill) and a block pool the concurrent phase overflows
   // (preemption, and evictions of cached blocks).
   auto args = [&](const char* cache) {
-    return std::vector<std::string>{
-        "--model", F32Model(), "--tp", std::to_string(layout.tp), "--pp",
-        std::to_string(layout.pp), "--max-tokens-per-step", "40", "--blocks", "24", "--slots",
-        "8", "--prefix-cache", cache};
+    return std::vector<std::string>{"--model",
+                                    F32Model(),
+                                    "--tp",
+                                    std::to_string(layout.tp),
+                                    "--pp",
+                                    std::to_string(layout.pp),
+                                    "--max-tokens-per-step",
+                                    "40",
+                                    "--blocks",
+                                    "24",
+                                    "--slots",
+                                    "8",
+                                    "--prefix-cache",
+                                    cache};
   };
   ServeProcess off(args("off"));
   ServeProcess on(args("on"));
@@ -168,12 +178,14 @@ TEST_P(PrefixCacheServeTest, CacheOnEqualsCacheOffOnThisLayout) {
   EXPECT_EQ(pc.cached_tokens(), 3 * 5 * kBlock + kBlock);
   EXPECT_GT(pc.snapshots_saved(), 0);
 
-  // Every request again and 12 more from the same prefixes, all at once: batched chunks, hits
+  // Every request again and 6 more from the same prefixes, all at once: batched chunks, hits
   // from the tree built above, preemption in a pool of 24 blocks.
-  for (int i = 0; i < 12; ++i) {
+  for (int i = 0; i < 6; ++i) {
     const auto& base = i % 3 == 0 ? many : i % 3 == 1 ? one : first;
     reqs.push_back(Request(Cat(base, Random(rng, 3 + i)), 20, i));
   }
+  // Long generations, so the running sequences outgrow the pool whatever the cache shares.
+  for (auto& r : reqs) r.mutable_stopping()->set_max_new_tokens(60);
   const std::vector<Answer> a = Concurrently(*off_stub, reqs, 8);
   const std::vector<Answer> b = Concurrently(*on_stub, reqs, 8);
   int32_t preempted = 0, cached = 0;
@@ -205,8 +217,9 @@ TEST(PrefixCacheEvictionTest, TwoSnapshotsUnderALongRunNeverChangeOutputs) {
   const uint32_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
-  std::vector<std::string> common = {"--model", F32Model(), "--tp", "1", "--pp", "1",
-                                     "--max-tokens-per-step", "64", "--blocks", "48"};
+  std::vector<std::string> common = {
+      "--model", F32Model(), "--tp", "1", "--pp", "1", "--max-tokens-per-step",
+      "64",      "--blocks", "48"};
   // One snapshot entry's bytes, from a server with the default budget.
   int64_t entry = 0;
   {
