@@ -20,7 +20,7 @@ usage: bench/prefix_cache.sh [options]
   --dtype D             make-tiny-model dtype: bf16 or f32 (default bf16)
   --shared-prefix N     tokens every prompt shares (default 1024)
   --unique N            unique tokens after the prefix (default 32)
-  --requests M          measured requests per run (default 24)
+  --requests M          measured requests per run (default 32)
   --warmup K            requests before measuring, one by one (default 3)
   --concurrency C       closed-loop clients (default 2)
   --max-new-tokens N    generated tokens per request (default 8)
@@ -40,7 +40,7 @@ preset="bench-512"
 dtype="bf16"
 shared=1024
 unique=32
-requests=24
+requests=32
 warmup=3
 concurrency=2
 new_tokens=8
