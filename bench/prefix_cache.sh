@@ -104,6 +104,9 @@ if ! command -v python3 >/dev/null; then
   exit 2
 fi
 
+# The source the binaries were presumably built from (a dirty tree is marked).
+commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if ! git -C "$root" diff --quiet HEAD 2>/dev/null; then commit="$commit-dirty"; fi
 tmp="$(mktemp -d /tmp/prefix_cache_bench.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
 if [[ -z "$model" ]]; then
@@ -128,7 +131,7 @@ run on "$on_args"
 
 mkdir -p "$(dirname "$out")"
 python3 - "$tmp/off.json" "$tmp/on.json" "$model/config.json" "$out" "$command_line" \
-  "$model_source" "$off_args" "$on_args" "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'EOF'
+  "$model_source" "$off_args" "$on_args" "$commit" <<'EOF'
 import json
 import sys
 
