@@ -7,12 +7,16 @@
 // sends its next request when the previous one ends) or --rate R open-loop Poisson arrivals.
 // Prompts are random token ids; ignore_eos makes every output exactly max_new_tokens long. All
 // requests are drawn from --seed before the run, so the same seed gives the same workload in either
-// mode.
+// mode. --shared-prefix N puts the same N random tokens (drawn once) before every prompt: the
+// prefix-cache workload (bench/prefix_cache.sh).
 //
 // Per request: TTFT (send -> first message with tokens), inter-token latencies (the gap between
 // two token messages divided by the tokens in the later one, once per token) and end-to-end
-// latency. Overall: generated tokens/s, requests/s, wall time, errors by status code. Prints a
-// summary and writes --out FILE.json (config, machine, server layout, statistics).
+// latency; the server's usage.cached_tokens (0 when it does not report it). Overall: generated
+// tokens/s, requests/s, wall time, errors by status code, prompt tokens and the share of them the
+// server served from its prefix cache, and GetModelInfo's prefix_cache counters when the server
+// reports them. Prints a summary and writes --out FILE.json (config, machine, server layout,
+// statistics).
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
@@ -64,7 +68,8 @@ struct Config {
   double rate = 0;          // open loop when > 0 (requests/s)
   int64_t requests = 100;
   int64_t warmup = 2;
-  Range prompt_len{16, 64};
+  Range prompt_len{16, 64};   // the unique tokens of each prompt (after the shared prefix)
+  int64_t shared_prefix = 0;  // tokens every prompt starts with
   Range max_new_tokens{32, 64};
   uint64_t seed = 1;
   double timeout_s = 600;
@@ -76,9 +81,9 @@ struct Config {
 const char kUsage[] =
     "usage: serve_loadgen [--server HOST:PORT | --tandem PATH --serve-args \"ARGS\"]\n"
     "                     [--concurrency N | --rate R] [--requests M] [--warmup K]\n"
-    "                     [--prompt-len A:B] [--max-new-tokens A:B] [--seed S]\n"
-    "                     [--timeout-s T] [--startup-timeout-s T] [--label NAME] [--out "
-    "FILE.json]\n"
+    "                     [--prompt-len A:B] [--shared-prefix N] [--max-new-tokens A:B]\n"
+    "                     [--seed S] [--timeout-s T] [--startup-timeout-s T] [--label NAME]\n"
+    "                     [--out FILE.json]\n"
     "  --server            an already running server (default: start `tandem serve --port 0`)\n"
     "  --tandem            the tandem binary to start (default: tandem next to serve_loadgen)\n"
     "  --serve-args        extra arguments for `tandem serve`, split at spaces\n"
@@ -86,7 +91,10 @@ const char kUsage[] =
     "  --rate R            open loop: Poisson arrivals at R requests/s\n"
     "  --requests M        measured requests (default 100)\n"
     "  --warmup K          requests sent one by one before measuring, not counted (default 2)\n"
-    "  --prompt-len A:B    prompt length in tokens, uniform in [A, B] (default 16:64)\n"
+    "  --prompt-len A:B    prompt length in tokens, uniform in [A, B] (default 16:64); with\n"
+    "                      --shared-prefix, the unique tokens after the prefix\n"
+    "  --shared-prefix N   every prompt starts with the same N random tokens, drawn once from\n"
+    "                      --seed (the prefix-cache workload) (default 0)\n"
     "  --max-new-tokens A:B  generated tokens, uniform in [A, B] (default 32:64; ignore_eos)\n"
     "  --seed S            seeds prompts and lengths (and the Poisson arrivals) (default 1)\n"
     "  --timeout-s T       gRPC deadline of each request (default 600)\n"
@@ -110,6 +118,10 @@ std::optional<double> ParseDouble(const std::string& s) {
   return v;
 }
 
+// A bound for --shared-prefix well above any model's context, so that a typo fails here and not
+// as a huge allocation (the server's context limit is checked once it answers).
+constexpr int64_t kMaxSharedPrefix = 1 << 24;
+
 // Returns an error message, or "" when the flags are valid.
 std::string ParseFlags(int argc, char** argv, Config& c) {
   std::map<std::string, std::string> flags;
@@ -131,7 +143,7 @@ std::string ParseFlags(int argc, char** argv, Config& c) {
   static const char* kKnown[] = {
       "server", "tandem",     "serve-args",     "concurrency", "rate",      "requests",
       "warmup", "prompt-len", "max-new-tokens", "seed",        "timeout-s", "startup-timeout-s",
-      "out",    "label"};
+      "out",    "label",      "shared-prefix"};
   for (const auto& [name, value] : flags) {
     if (std::find_if(std::begin(kKnown), std::end(kKnown),
                      [&](const char* k) { return name == k; }) == std::end(kKnown)) {
@@ -186,6 +198,11 @@ std::string ParseFlags(int argc, char** argv, Config& c) {
   if (!(err = get_int("warmup", 0, c.warmup)).empty()) return err;
   if (!(err = get_int("seed", 0, seed)).empty()) return err;
   if (!(err = get_range("prompt-len", c.prompt_len)).empty()) return err;
+  if (!(err = get_int("shared-prefix", 0, c.shared_prefix)).empty()) return err;
+  if (c.shared_prefix > kMaxSharedPrefix) {
+    return "--shared-prefix: " + std::to_string(c.shared_prefix) + " is above " +
+           std::to_string(kMaxSharedPrefix);
+  }
   if (!(err = get_range("max-new-tokens", c.max_new_tokens)).empty()) return err;
   if (!(err = get_double("timeout-s", c.timeout_s)).empty()) return err;
   if (!(err = get_double("startup-timeout-s", c.startup_timeout_s)).empty()) return err;
@@ -348,6 +365,7 @@ struct Outcome {
   int64_t expected = 0;
   int64_t server_first_token_us = -1;
   int64_t server_queue_us = -1;
+  int64_t cached_tokens = 0;  // usage.cached_tokens; 0 when the server does not report it
 };
 
 Outcome RunOne(v1::Tandem::Stub& stub, const Work& w, double timeout_s, Clock::time_point t0) {
@@ -383,6 +401,7 @@ Outcome RunOne(v1::Tandem::Stub& stub, const Work& w, double timeout_s, Clock::t
     if (msg.has_usage()) {
       o.server_first_token_us = msg.usage().first_token_time_us();
       o.server_queue_us = msg.usage().queue_time_us();
+      o.cached_tokens = msg.usage().cached_tokens();
     }
   }
   const grpc::Status status = reader->Finish();
@@ -525,6 +544,35 @@ std::optional<v1::GetModelInfoResponse> ModelInfo(v1::Tandem::Stub& stub, std::s
   return info;
 }
 
+std::string PrefixCacheJson(const v1::PrefixCacheInfo& p) {
+  std::ostringstream j;
+  j << "{\"enabled\": " << (p.enabled() ? "true" : "false")
+    << ", \"num_snapshots\": " << p.num_snapshots()
+    << ", \"used_snapshots\": " << p.used_snapshots()
+    << ", \"cached_blocks\": " << p.cached_blocks() << ", \"lookups\": " << p.lookups()
+    << ", \"hits\": " << p.hits() << ", \"lookup_tokens\": " << p.lookup_tokens()
+    << ", \"cached_tokens\": " << p.cached_tokens()
+    << ", \"evicted_blocks\": " << p.evicted_blocks()
+    << ", \"evicted_snapshots\": " << p.evicted_snapshots()
+    << ", \"snapshots_saved\": " << p.snapshots_saved()
+    << ", \"snapshot_entry_bytes\": " << p.snapshot_entry_bytes() << "}";
+  return j.str();
+}
+
+// The counters' growth from `before` to `after` (the gauges are left out).
+std::string PrefixCacheDeltaJson(const v1::PrefixCacheInfo& before,
+                                 const v1::PrefixCacheInfo& after) {
+  std::ostringstream j;
+  j << "{\"lookups\": " << after.lookups() - before.lookups()
+    << ", \"hits\": " << after.hits() - before.hits()
+    << ", \"lookup_tokens\": " << after.lookup_tokens() - before.lookup_tokens()
+    << ", \"cached_tokens\": " << after.cached_tokens() - before.cached_tokens()
+    << ", \"evicted_blocks\": " << after.evicted_blocks() - before.evicted_blocks()
+    << ", \"evicted_snapshots\": " << after.evicted_snapshots() - before.evicted_snapshots()
+    << ", \"snapshots_saved\": " << after.snapshots_saved() - before.snapshots_saved() << "}";
+  return j.str();
+}
+
 int Main(int argc, char** argv) {
   Config c;
   if (const std::string err = ParseFlags(argc, argv, c); !err.empty()) {
@@ -575,25 +623,29 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (info->limits().max_context() > 0 &&
-      c.prompt_len.hi + c.max_new_tokens.hi > info->limits().max_context()) {
+      c.shared_prefix + c.prompt_len.hi + c.max_new_tokens.hi > info->limits().max_context()) {
     std::fprintf(stderr,
-                 "serve_loadgen: --prompt-len %lld + --max-new-tokens %lld is above the "
-                 "server's context limit %lld\n",
-                 static_cast<long long>(c.prompt_len.hi),
+                 "serve_loadgen: --shared-prefix %lld + --prompt-len %lld + --max-new-tokens %lld "
+                 "is above the server's context limit %lld\n",
+                 static_cast<long long>(c.shared_prefix), static_cast<long long>(c.prompt_len.hi),
                  static_cast<long long>(c.max_new_tokens.hi),
                  static_cast<long long>(info->limits().max_context()));
     return 2;
   }
 
-  // The workload, drawn before the run: warmup requests first, then the measured ones.
+  // The workload, drawn before the run: the shared prefix (if any), then the warmup requests,
+  // then the measured ones. Without --shared-prefix the draws are those of earlier versions.
   std::mt19937_64 rng(c.seed);
+  std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(vocab - 1));
+  std::vector<int32_t> prefix(static_cast<size_t>(c.shared_prefix));
+  for (int32_t& t : prefix) t = id(rng);
   std::vector<Work> work(static_cast<size_t>(c.warmup + c.requests));
   for (Work& w : work) {
     std::uniform_int_distribution<int64_t> plen(c.prompt_len.lo, c.prompt_len.hi);
     std::uniform_int_distribution<int64_t> nlen(c.max_new_tokens.lo, c.max_new_tokens.hi);
-    std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(vocab - 1));
-    w.prompt.resize(static_cast<size_t>(plen(rng)));
-    for (int32_t& t : w.prompt) t = id(rng);
+    w.prompt = prefix;
+    w.prompt.resize(prefix.size() + static_cast<size_t>(plen(rng)));
+    for (size_t k = prefix.size(); k < w.prompt.size(); ++k) w.prompt[k] = id(rng);
     w.max_new_tokens = static_cast<int32_t>(nlen(rng));
   }
   std::vector<double> arrivals;  // open loop: seconds after the start
@@ -657,6 +709,8 @@ int Main(int argc, char** argv) {
   std::map<std::string, int64_t> errors;
   std::map<std::string, std::string> first_error;
   int64_t ok = 0, generated = 0, prompt_tokens = 0, short_outputs = 0;
+  int64_t cached_tokens = 0, cache_hits = 0;
+  std::vector<double> cached_per_request;
   for (size_t i = 0; i < outcomes.size(); ++i) {
     const Outcome& o = outcomes[i];
     generated += o.generated;
@@ -667,6 +721,9 @@ int Main(int argc, char** argv) {
     }
     ++ok;
     prompt_tokens += static_cast<int64_t>(work[static_cast<size_t>(c.warmup) + i].prompt.size());
+    cached_tokens += o.cached_tokens;
+    if (o.cached_tokens > 0) ++cache_hits;
+    cached_per_request.push_back(static_cast<double>(o.cached_tokens));
     if (o.generated != o.expected) ++short_outputs;
     if (o.ttft_ms >= 0) ttft.push_back(o.ttft_ms);
     e2e.push_back(o.e2e_ms);
@@ -679,9 +736,13 @@ int Main(int argc, char** argv) {
   }
   const Summary s_ttft = Summarize(ttft), s_itl = Summarize(itl), s_e2e = Summarize(e2e),
                 s_tpot = Summarize(tpot), s_sttft = Summarize(server_ttft),
-                s_squeue = Summarize(server_queue);
+                s_squeue = Summarize(server_queue), s_cached = Summarize(cached_per_request);
   const double tokens_per_s = static_cast<double>(generated) / wall_s;
   const double requests_per_s = static_cast<double>(ok) / wall_s;
+  const double prompt_tokens_per_s = static_cast<double>(prompt_tokens) / wall_s;
+  const double cached_share =
+      prompt_tokens > 0 ? static_cast<double>(cached_tokens) / static_cast<double>(prompt_tokens)
+                        : 0.0;
   int64_t steps = -1, preemptions = -1;
   if (before && after) {
     steps = after->ledger().steps() - before->ledger().steps();
@@ -691,16 +752,31 @@ int Main(int argc, char** argv) {
   const std::string mode = c.concurrency > 0
                                ? "closed loop, concurrency " + std::to_string(c.concurrency)
                                : "open loop, Poisson " + Num(c.rate) + " requests/s";
-  std::printf("serve_loadgen: %s, %lld requests, prompt %lld:%lld, new tokens %lld:%lld\n",
-              mode.c_str(), static_cast<long long>(c.requests),
-              static_cast<long long>(c.prompt_len.lo), static_cast<long long>(c.prompt_len.hi),
-              static_cast<long long>(c.max_new_tokens.lo),
-              static_cast<long long>(c.max_new_tokens.hi));
+  std::printf(
+      "serve_loadgen: %s, %lld requests, prompt %lld:%lld (+ %lld shared), new tokens %lld:%lld\n",
+      mode.c_str(), static_cast<long long>(c.requests), static_cast<long long>(c.prompt_len.lo),
+      static_cast<long long>(c.prompt_len.hi), static_cast<long long>(c.shared_prefix),
+      static_cast<long long>(c.max_new_tokens.lo), static_cast<long long>(c.max_new_tokens.hi));
   std::printf("  server %s: model %s, tp=%d pp=%d, backend %s\n", address.c_str(),
               info->model().c_str(), info->tp(), info->pp(), info->backend().c_str());
   std::printf("  wall %.2f s, %lld ok, %lld failed; %.1f generated tokens/s, %.2f requests/s\n",
               wall_s, static_cast<long long>(ok), static_cast<long long>(c.requests - ok),
               tokens_per_s, requests_per_s);
+  std::printf("  %lld prompt tokens (%.1f/s), %lld of them cached (%.1f%%) in %lld requests\n",
+              static_cast<long long>(prompt_tokens), prompt_tokens_per_s,
+              static_cast<long long>(cached_tokens), 100.0 * cached_share,
+              static_cast<long long>(cache_hits));
+  if (after && after->has_prefix_cache()) {
+    const v1::PrefixCacheInfo& pc = after->prefix_cache();
+    std::printf(
+        "  server prefix cache %s: %lld hits of %lld lookups, %lld cached tokens, %lld/%lld "
+        "snapshots used, %lld evicted snapshots, %lld evicted blocks (totals since start)\n",
+        pc.enabled() ? "on" : "off", static_cast<long long>(pc.hits()),
+        static_cast<long long>(pc.lookups()), static_cast<long long>(pc.cached_tokens()),
+        static_cast<long long>(pc.used_snapshots()), static_cast<long long>(pc.num_snapshots()),
+        static_cast<long long>(pc.evicted_snapshots()),
+        static_cast<long long>(pc.evicted_blocks()));
+  }
   if (steps > 0) {
     std::printf("  %lld steps (%.1f generated tokens/step), %lld preemptions\n",
                 static_cast<long long>(steps), static_cast<double>(generated) / steps,
@@ -740,9 +816,9 @@ int Main(int argc, char** argv) {
       << ", \"mode\": " << JsonString(c.concurrency > 0 ? "closed" : "open")
       << ", \"concurrency\": " << c.concurrency << ", \"rate\": " << Num(c.rate)
       << ", \"requests\": " << c.requests << ", \"warmup\": " << c.warmup << ", \"prompt_len\": ["
-      << c.prompt_len.lo << ", " << c.prompt_len.hi << "], \"max_new_tokens\": ["
-      << c.max_new_tokens.lo << ", " << c.max_new_tokens.hi << "], \"seed\": " << c.seed
-      << ", \"ignore_eos\": true, \"sampling\": \"greedy\"},\n";
+      << c.prompt_len.lo << ", " << c.prompt_len.hi << "], \"shared_prefix\": " << c.shared_prefix
+      << ", \"max_new_tokens\": [" << c.max_new_tokens.lo << ", " << c.max_new_tokens.hi
+      << "], \"seed\": " << c.seed << ", \"ignore_eos\": true, \"sampling\": \"greedy\"},\n";
     j << "  \"server\": {\"model\": " << JsonString(info->model()) << ", \"tp\": " << info->tp()
       << ", \"pp\": " << info->pp() << ", \"backend\": " << JsonString(info->backend())
       << ", \"vocab_size\": " << info->vocab_size()
@@ -750,7 +826,22 @@ int Main(int argc, char** argv) {
       << ", \"num_slots\": " << info->capacities().num_slots()
       << ", \"num_blocks\": " << info->capacities().num_blocks()
       << ", \"block_size\": " << info->capacities().block_size()
-      << ", \"max_tokens_per_step\": " << info->limits().max_tokens_per_step() << "},\n";
+      << ", \"max_tokens_per_step\": " << info->limits().max_tokens_per_step()
+      << ", \"max_context\": " << info->limits().max_context() << "},\n";
+    // The server's prefix-cache counters (totals since it started) at the end, and what the
+    // measured requests added to them; null when the server does not report a prefix cache.
+    j << "  \"prefix_cache\": ";
+    if (after && after->has_prefix_cache()) {
+      j << "{\"end\": " << PrefixCacheJson(after->prefix_cache()) << ",\n    \"measured\": ";
+      if (before && before->has_prefix_cache()) {
+        j << PrefixCacheDeltaJson(before->prefix_cache(), after->prefix_cache());
+      } else {
+        j << "null";
+      }
+      j << "},\n";
+    } else {
+      j << "null,\n";
+    }
     j << "  \"results\": {\n";
     j << "    \"wall_s\": " << Num(wall_s) << ",\n";
     j << "    \"ok\": " << ok << ",\n";
@@ -763,6 +854,11 @@ int Main(int argc, char** argv) {
     j << "},\n";
     j << "    \"generated_tokens\": " << generated << ",\n";
     j << "    \"prompt_tokens\": " << prompt_tokens << ",\n";
+    j << "    \"cached_tokens\": " << cached_tokens << ",\n";
+    j << "    \"cached_share\": " << Num(cached_share) << ",\n";
+    j << "    \"requests_with_cached_tokens\": " << cache_hits << ",\n";
+    j << "    \"cached_tokens_per_request\": " << JsonSummary(s_cached) << ",\n";
+    j << "    \"prompt_tokens_per_s\": " << Num(prompt_tokens_per_s) << ",\n";
     j << "    \"wrong_length_outputs\": " << short_outputs << ",\n";
     j << "    \"generated_tokens_per_s\": " << Num(tokens_per_s) << ",\n";
     j << "    \"requests_per_s\": " << Num(requests_per_s) << ",\n";

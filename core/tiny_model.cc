@@ -21,13 +21,14 @@ namespace fs = std::filesystem;
 struct Preset {
   const char* name;
   int64_t hidden, ffn, attention_heads, kv_heads, head_dim, mamba_heads, mamba_head_dim, state,
-      groups;
+      groups, chunk, max_positions;
   const char* pattern;
 };
 
 constexpr Preset kPresets[] = {
-    {"tiny", 64, 128, 8, 4, 16, 8, 8, 16, 4, "M-M*-MM-M*-"},
-    {"tiny-7", 96, 192, 12, 2, 8, 12, 8, 32, 2, "M-M*-M-"},
+    {"tiny", 64, 128, 8, 4, 16, 8, 8, 16, 4, 16, 1024, "M-M*-MM-M*-"},
+    {"tiny-7", 96, 192, 12, 2, 8, 12, 8, 32, 2, 16, 1024, "M-M*-M-"},
+    {"bench-512", 512, 2048, 8, 4, 64, 16, 64, 64, 8, 64, 4096, "M-M-M*-M-M-M*-M-"},
 };
 
 // Seeds one tensor's generator from the model seed and the tensor's name, so every tensor's
@@ -164,8 +165,8 @@ absl::StatusOr<ModelConfig> TinyPreset(absl::string_view name) {
     c.ssm_state_size = p.state;
     c.n_groups = p.groups;
     c.conv_kernel = 4;
-    c.chunk_size = 16;
-    c.max_position_embeddings = 1024;
+    c.chunk_size = p.chunk;
+    c.max_position_embeddings = p.max_positions;
     c.time_step_min = 0.0;
     // Through the parser: validates the preset and fills the layer list.
     return ModelConfig::FromJson(c.ToJson());

@@ -32,7 +32,13 @@ namespace tandem::core {
 //   none), Mamba 12 heads x 8 (2 groups, state 32), attention 12 heads x 8 (2 KV heads), ffn 192,
 //   vocab 4096: TP in {1, 2}.
 // Layer counts 11 and 7 split evenly into neither 2 nor 3 stages. chunk_size 16 (prefill
-// crosses chunk boundaries quickly); time_step_min 0 (valid for HF's torch path, spec §7).
+// crosses chunk boundaries quickly), 1024 positions; time_step_min 0 (valid for HF's torch path,
+// spec §7).
+// "bench-512": hidden 512, 16 layers "M-M-M*-M-M-M*-M-" (7 Mamba, 2 attention, 7 MLP),
+//   Mamba 16 heads x 64 (8 groups, state 64), attention 8 heads x 64 (4 KV heads),
+//   ffn 2048, vocab 4096, chunk_size 64, 4096 positions: 35 M parameters, big enough that prefill
+//   dominates a serving step on a CPU (the prefix-cache benchmark, bench/prefix_cache.sh).
+//   TP in {1, 2, 4}.
 constexpr absl::string_view kDefaultTinyPreset = "tiny";
 std::vector<std::string> TinyPresetNames();
 [[nodiscard]] absl::StatusOr<ModelConfig> TinyPreset(absl::string_view name);

@@ -103,12 +103,30 @@ TEST(TinyPresetTest, SecondPresetHasOtherHeadAndGroupCounts) {
   EXPECT_EQ(c->num_attention_heads / c->num_key_value_heads, 6);
 }
 
+TEST(TinyPresetTest, BenchPresetIsLargeWithEveryLayerKindAndLongContext) {
+  auto c = TinyPreset("bench-512");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->hidden_size, 512);
+  EXPECT_EQ(c->num_hidden_layers, 16);
+  EXPECT_EQ(c->CountLayers(LayerKind::kMamba), 7);
+  EXPECT_EQ(c->CountLayers(LayerKind::kAttention), 2);
+  EXPECT_EQ(c->CountLayers(LayerKind::kMlp), 7);
+  // The prefix-cache benchmark sends 1,056-token prompts.
+  EXPECT_GE(c->max_position_embeddings, 2048);
+  for (int64_t tp : {1, 2, 4}) {
+    for (int64_t dim : {c->n_groups, c->num_key_value_heads, c->mamba_num_heads,
+                        c->num_attention_heads, c->intermediate_size, c->vocab_size}) {
+      EXPECT_EQ(dim % tp, 0) << "tp " << tp << " dim " << dim;
+    }
+  }
+}
+
 TEST(TinyPresetTest, UnknownPresetListsTheKnownOnes) {
   auto c = TinyPreset("huge");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(c.status().message()),
-              HasSubstr("unknown tiny model preset 'huge'; presets: tiny, tiny-7"));
+              HasSubstr("unknown tiny model preset 'huge'; presets: tiny, tiny-7, bench-512"));
 }
 
 TEST(TinyModelTest, WritesAValidHuggingFaceDirectory) {
