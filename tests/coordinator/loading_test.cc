@@ -144,6 +144,10 @@ TEST(ServeLoadingTest, TheApiAnswersWhileTheGroupLoadsThenTheSamePortServes) {
     const std::string m = Metrics(server.output());
     EXPECT_NE(m.find("tandem_replica_state{state=\"ready\"} 1"), std::string::npos) << m;
     EXPECT_NE(m.find("tandem_replica_ranks_loaded 2"), std::string::npos) << m;
+    std::smatch bytes;
+    ASSERT_TRUE(std::regex_search(m, bytes, std::regex("tandem_replica_loaded_bytes ([0-9.e+]+)")))
+        << m;
+    EXPECT_GT(std::stod(bytes[1]), 0.0) << m;  // both ranks' checkpoint reads
   }
   // The "loading" line once, then "listening on" once (scripts wait for the latter).
   const std::string out = server.output();
