@@ -88,6 +88,23 @@ CoordinatorMetrics::CoordinatorMetrics(metrics::Registry* r, CoordinatorMetricsO
   }
 }
 
+void CoordinatorMetrics::AttachLoading(const LoadingState* loading) {
+  metrics::Registry* r = registry_;
+  r->Callback("tandem_replica_ranks", "Worker ranks of the replica (tp x pp).",
+              metrics::MetricType::kGauge, {},
+              [loading] { return static_cast<double>(loading->Get().ranks_total); });
+  r->Callback("tandem_replica_ranks_loaded",
+              "Ranks that have loaded their weights in the first load (tandem_replica_ranks once "
+              "loaded).",
+              metrics::MetricType::kGauge, {},
+              [loading] { return static_cast<double>(loading->Get().ranks_loaded); });
+  r->Callback("tandem_replica_loaded_bytes",
+              "Checkpoint bytes read in the first load by the ranks that have loaded (a rank "
+              "reports its bytes once loaded).",
+              metrics::MetricType::kGauge, {},
+              [loading] { return static_cast<double>(loading->Get().bytes_loaded); });
+}
+
 void CoordinatorMetrics::AttachEngine(const Engine* engine) {
   engine_.store(engine);
   metrics::Registry* r = registry_;

@@ -14,6 +14,7 @@
 
 #include "coordinator/engine.h"
 #include "coordinator/engine_observer.h"
+#include "coordinator/loading_state.h"
 #include "metrics/registry.h"
 
 namespace tandem::coordinator {
@@ -32,6 +33,9 @@ class CoordinatorMetrics final : public EngineObserver {
   // Registers the scrape-time figures of `engine` (call once, before scrapes may run).
   void AttachEngine(const Engine* engine);
   void SetReplicaState(ReplicaState state) { state_.store(static_cast<int>(state)); }
+  // Registers the first load's progress (tandem_replica_ranks, tandem_replica_ranks_loaded,
+  // tandem_replica_loaded_bytes); `loading` must outlive the registry's scrapes. Call once.
+  void AttachLoading(const LoadingState* loading);
 
   void OnStep(absl::Duration elapsed, int64_t tokens, int64_t sequences) override;
   void OnToken(absl::Duration since_previous) override;

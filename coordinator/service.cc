@@ -26,10 +26,9 @@ constexpr size_t kMaxLoggedRequestIdBytes = 256;
 
 // The access-log line of a generation refused before the engine admitted it (`request` null when
 // it could not be parsed).
-void ReportRefused(const Engine& engine, const char* method_name,
+void ReportRefused(EngineObserver* observer, const char* method_name,
                    const v1::GenerateRequest* request, const std::string& trace_id,
                    const absl::Status& status) {
-  EngineObserver* observer = engine.options().observer;
   if (observer == nullptr) return;
   const std::string method = method_name;
   // A refused request's id was not validated (and its caller maybe not authenticated): at most
@@ -60,14 +59,15 @@ absl::Time DeadlineOf(::grpc::CallbackServerContext* context) {
 // method does, since OnDone may delete the reactor on another thread right after Finish.
 class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
  public:
-  // `admission` not OK: the call is refused with it (authentication, priority) and nothing runs.
-  // `trace_id` is the call's (AcceptTraceContext, already called).
-  StreamReactor(Engine* engine, ::grpc::CallbackServerContext* context,
+  // `admission` not OK: the call is refused with it (authentication, priority, loading) and
+  // nothing runs (`engine` may then be null). `trace_id` is the call's (AcceptTraceContext,
+  // already called).
+  StreamReactor(Engine* engine, EngineObserver* observer, ::grpc::CallbackServerContext* context,
                 const v1::GenerateRequest& request, absl::Status admission, std::string owner,
                 std::string trace_id)
       : engine_(engine), owner_(std::move(owner)) {
     if (!admission.ok()) {
-      ReportRefused(*engine_, kStreamMethod, &request, trace_id, admission);
+      ReportRefused(observer, kStreamMethod, &request, trace_id, admission);
       {
         std::lock_guard<std::mutex> lock(mu_);
         engine_done_ = true;
@@ -90,7 +90,7 @@ class StreamReactor : public ::grpc::ServerWriteReactor<v1::GenerateStreamRespon
     sub.on_output = [this](RequestOutput out) { OnOutput(std::move(out)); };
     absl::StatusOr<std::string> id = engine_->Submit(std::move(sub));
     if (!id.ok()) {
-      ReportRefused(*engine_, kStreamMethod, &request, trace_id, id.status());
+      ReportRefused(observer, kStreamMethod, &request, trace_id, id.status());
       {
         std::lock_guard<std::mutex> lock(mu_);
         engine_done_ = true;  // the engine never calls back for a refused request
@@ -236,6 +236,37 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
       keys_(keys),
       model_(std::move(model)),
       max_receive_message_bytes_(max_receive_message_bytes) {
+  RegisterWireMethods();
+}
+
+TandemService::TandemService(LoadingService loading, int64_t max_receive_message_bytes,
+                             const ApiKeys* keys)
+    : keys_(keys),
+      loading_(std::move(loading)),
+      max_receive_message_bytes_(max_receive_message_bytes) {
+  RegisterWireMethods();
+}
+
+void TandemService::AttachEngine(Engine* engine, ModelDescription model) {
+  model_ = std::move(model);
+  engine_.store(engine, std::memory_order_release);
+}
+
+absl::Status TandemService::NotLoaded() const {
+  const LoadingStatus st =
+      loading_.state != nullptr ? loading_.state->Get() : LoadingStatus{.since = absl::Now()};
+  return absl::UnavailableError(
+      absl::StrCat("the server is not serving yet: ", st.Reason(), " for ",
+                   static_cast<int64_t>(absl::ToDoubleSeconds(absl::Now() - st.since)),
+                   " s; health turns SERVING once every rank has loaded"));
+}
+
+EngineObserver* TandemService::observer() const {
+  const Engine* engine = this->engine();
+  return engine != nullptr ? engine->options().observer : loading_.observer;
+}
+
+void TandemService::RegisterWireMethods() {
   // Requests with string fields arrive as bytes, so that invalid UTF-8 is INVALID_ARGUMENT naming
   // the field rather than protobuf's empty UNIMPLEMENTED (wire_request.h).
   using ::grpc::internal::CallbackServerStreamingHandler;
@@ -244,7 +275,7 @@ TandemService::TandemService(Engine* engine, ModelDescription model,
   // returned and an access-log line.
   const auto refused = [this](const char* method) {
     return [this, method](::grpc::CallbackServerContext* context, const absl::Status& status) {
-      ReportRefused(*engine_, method, nullptr, AcceptTraceContext(context), status);
+      ReportRefused(observer(), method, nullptr, AcceptTraceContext(context), status);
     };
   };
   MarkMethodCallback(TandemMethodIndex("Generate"),
@@ -275,8 +306,10 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   absl::StatusOr<Caller> caller = CallerOf(context);
   absl::Status admitted =
       caller.ok() ? CheckPriority(*caller, request->priority()) : caller.status();
+  Engine* engine = this->engine();
+  if (admitted.ok() && engine == nullptr) admitted = NotLoaded();
   if (!admitted.ok()) {
-    ReportRefused(*engine_, kGenerateMethod, request, trace_id, admitted);
+    ReportRefused(observer(), kGenerateMethod, request, trace_id, admitted);
     reactor->Finish(ToGrpc(admitted));
     return reactor;
   }
@@ -298,9 +331,9 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
       reactor->Finish(ToGrpc(out.status));
     }
   };
-  absl::StatusOr<std::string> id = engine_->Submit(std::move(sub));
+  absl::StatusOr<std::string> id = engine->Submit(std::move(sub));
   if (!id.ok()) {
-    ReportRefused(*engine_, kGenerateMethod, request, trace_id, id.status());
+    ReportRefused(observer(), kGenerateMethod, request, trace_id, id.status());
     reactor->Finish(ToGrpc(id.status()));
   } else {
     response->set_request_id(*id);
@@ -313,7 +346,9 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   absl::StatusOr<Caller> caller = CallerOf(context);
   absl::Status admitted =
       caller.ok() ? CheckPriority(*caller, request->priority()) : caller.status();
-  return new StreamReactor(engine_, context, *request, admitted,
+  Engine* engine = this->engine();
+  if (admitted.ok() && engine == nullptr) admitted = NotLoaded();
+  return new StreamReactor(engine, observer(), context, *request, admitted,
                            caller.ok() ? caller->owner : std::string(),
                            AcceptTraceContext(context));
 }
@@ -327,9 +362,11 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
     reactor->Finish(ToGrpc(caller.status()));
     return reactor;
   }
-  // Only the caller's own requests: another key's id is not found, exactly like an unknown one.
+  // Only the caller's own requests: another key's id is not found, exactly like an unknown one
+  // (while loading there is none).
+  Engine* engine = this->engine();
   for (const std::string& id : request->request_ids()) {
-    if (engine_->Cancel(caller->owner, id)) {
+    if (engine != nullptr && engine->Cancel(caller->owner, id)) {
       response->add_aborted(id);
     } else {
       response->add_not_found(id);
@@ -353,7 +390,14 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
         ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT, "text: is not valid UTF-8"));
     return reactor;
   }
-  auto ids = engine_->tokenizer().Encode(request->text(), request->add_special_tokens());
+  const Engine* engine = this->engine();
+  const tokenizer::Tokenizer* tok =
+      engine != nullptr ? &engine->tokenizer() : loading_.tokenizer.get();
+  if (tok == nullptr) {
+    reactor->Finish(ToGrpc(NotLoaded()));
+    return reactor;
+  }
+  auto ids = tok->Encode(request->text(), request->add_special_tokens());
   if (!ids.ok()) {
     reactor->Finish(::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
                                    absl::StrCat("text: ", ids.status().message())));
@@ -372,7 +416,12 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
     reactor->Finish(ToGrpc(caller.status()));
     return reactor;
   }
-  const int64_t vocab = engine_->options().limits.vocab_size;
+  const Engine* engine = this->engine();
+  if (engine == nullptr) {  // the model's vocabulary size is known once it has loaded
+    reactor->Finish(ToGrpc(NotLoaded()));
+    return reactor;
+  }
+  const int64_t vocab = engine->options().limits.vocab_size;
   for (int i = 0; i < request->token_ids_size(); ++i) {
     if (request->token_ids(i) < 0 || request->token_ids(i) >= vocab) {
       reactor->Finish(::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
@@ -382,7 +431,7 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
     }
   }
   std::vector<int32_t> ids(request->token_ids().begin(), request->token_ids().end());
-  response->set_text(engine_->tokenizer().Decode(ids, request->skip_special_tokens()));
+  response->set_text(engine->tokenizer().Decode(ids, request->skip_special_tokens()));
   reactor->Finish(::grpc::Status::OK);
   return reactor;
 }
@@ -395,7 +444,25 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
     reactor->Finish(ToGrpc(caller.status()));
     return reactor;
   }
-  const EngineOptions& o = engine_->options();
+  const Engine* engine = this->engine();
+  if (engine == nullptr) {
+    const LoadingStatus st =
+        loading_.state != nullptr ? loading_.state->Get() : LoadingStatus{.since = absl::Now()};
+    response->set_model(loading_.model.model);
+    response->set_tp(loading_.model.tp);
+    response->set_pp(loading_.model.pp);
+    v1::ReplicaInfo* ri = response->mutable_replica();
+    ri->set_state(v1::ReplicaInfo::STATE_LOADING);
+    ri->set_reason(st.Reason());
+    ri->set_state_seconds(absl::ToDoubleSeconds(absl::Now() - st.since));
+    ri->set_ranks_loaded(st.ranks_loaded);
+    ri->set_ranks_total(st.ranks_total);
+    ri->set_bytes_loaded(st.bytes_loaded);
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(::grpc::Status::OK);
+    return reactor;
+  }
+  const EngineOptions& o = engine->options();
   response->set_model(model_.model);
   response->set_vocab_size(o.limits.vocab_size);
   response->set_eos_token_id(o.eos_token_id);
@@ -413,7 +480,7 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   l->set_max_queued_prompt_tokens(o.scheduler.max_queued_prompt_tokens);
   l->set_max_receive_message_bytes(max_receive_message_bytes_);
   l->set_max_tokens_per_step(o.scheduler.max_tokens_per_step);
-  const SchedulerStats st = engine_->Stats();
+  const SchedulerStats st = engine->Stats();
   v1::Capacities* c = response->mutable_capacities();
   c->set_num_slots(o.scheduler.num_slots);
   c->set_num_blocks(o.scheduler.num_blocks);
@@ -422,7 +489,7 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   c->set_free_blocks(st.free_blocks);
   c->set_queued_requests(st.waiting);
   c->set_running_requests(st.running);
-  const LedgerStats ledger = engine_->Ledger();
+  const LedgerStats ledger = engine->Ledger();
   v1::Ledger* lg = response->mutable_ledger();
   lg->set_accepted(ledger.accepted);
   lg->set_terminated(ledger.terminated);
@@ -432,7 +499,7 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   lg->set_failures(ledger.failures);
   lg->set_recoveries(ledger.recoveries);
   lg->set_replays(ledger.replays);
-  const ReplicaStatus replica = engine_->Replica();
+  const ReplicaStatus replica = engine->Replica();
   v1::ReplicaInfo* ri = response->mutable_replica();
   ri->set_state(replica.ready ? v1::ReplicaInfo::STATE_READY : v1::ReplicaInfo::STATE_RECOVERING);
   ri->set_reason(replica.reason);
@@ -460,14 +527,11 @@ absl::StatusOr<Caller> TandemService::CallerOf(::grpc::CallbackServerContext* co
   return reactor;
 }
 
-absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelDescription& model,
-                                                    const std::string& address,
-                                                    int64_t max_receive_message_bytes,
-                                                    const ServerSecurity& security,
-                                                    metrics::Registry* metrics) {
-  auto out = std::make_unique<Server>();
-  out->service =
-      std::make_unique<TandemService>(engine, model, max_receive_message_bytes, security.api_keys);
+namespace {
+
+// Builds and starts the server around `out->service`; health NOT_SERVING until AttachEngine.
+absl::Status BuildServer(Server* out, const std::string& address, int64_t max_receive_message_bytes,
+                         const ServerSecurity& security, metrics::Registry* metrics) {
   std::shared_ptr<::grpc::ServerCredentials> credentials = ::grpc::InsecureServerCredentials();
   if (security.tls.any()) {
     absl::StatusOr<std::shared_ptr<::grpc::ServerCredentials>> tls =
@@ -496,17 +560,67 @@ absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelD
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", address, " (in use, or not an address of this host)"));
   }
-  ::grpc::HealthCheckServiceInterface* health = out->server->GetHealthCheckService();
-  if (health != nullptr) {
-    health->SetServingStatus(engine->healthy());
-    health->SetServingStatus("tandem.v1.Tandem", engine->healthy());
-    // NOT_SERVING while the group recovers, SERVING again once it is back (a drain sets
-    // NOT_SERVING for good before it stops accepting).
-    engine->AddStateListener([health, engine](bool ready, const std::string&) {
-      if (ready && !engine->accepting()) return;
-      health->SetServingStatus(ready);
-      health->SetServingStatus("tandem.v1.Tandem", ready);
-    });
+  if (::grpc::HealthCheckServiceInterface* health = out->server->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+    health->SetServingStatus("tandem.v1.Tandem", false);
+  }
+  return absl::OkStatus();
+}
+
+// Health follows `engine` from now on.
+void FollowEngine(::grpc::Server* server, Engine* engine) {
+  ::grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(engine->healthy());
+  health->SetServingStatus("tandem.v1.Tandem", engine->healthy());
+  // NOT_SERVING while the group recovers, SERVING again once it is back (a drain sets
+  // NOT_SERVING for good before it stops accepting).
+  engine->AddStateListener([health, engine](bool ready, const std::string&) {
+    if (ready && !engine->accepting()) return;
+    health->SetServingStatus(ready);
+    health->SetServingStatus("tandem.v1.Tandem", ready);
+  });
+}
+
+}  // namespace
+
+void Server::AttachEngine(Engine* engine, ModelDescription model) {
+  service->AttachEngine(engine, std::move(model));
+  FollowEngine(server.get(), engine);
+}
+
+absl::StatusOr<std::unique_ptr<Server>> StartServer(Engine* engine, const ModelDescription& model,
+                                                    const std::string& address,
+                                                    int64_t max_receive_message_bytes,
+                                                    const ServerSecurity& security,
+                                                    metrics::Registry* metrics) {
+  auto out = std::make_unique<Server>();
+  out->service =
+      std::make_unique<TandemService>(engine, model, max_receive_message_bytes, security.api_keys);
+  if (absl::Status s =
+          BuildServer(out.get(), address, max_receive_message_bytes, security, metrics);
+      !s.ok()) {
+    return s;
+  }
+  FollowEngine(out->server.get(), engine);
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Server>> StartLoadingServer(LoadingService loading,
+                                                           const std::string& address,
+                                                           int64_t max_receive_message_bytes,
+                                                           const ServerSecurity& security,
+                                                           metrics::Registry* metrics) {
+  if (loading.state == nullptr) {
+    return absl::InvalidArgumentError("StartLoadingServer: no LoadingState");
+  }
+  auto out = std::make_unique<Server>();
+  out->service = std::make_unique<TandemService>(std::move(loading), max_receive_message_bytes,
+                                                 security.api_keys);
+  if (absl::Status s =
+          BuildServer(out.get(), address, max_receive_message_bytes, security, metrics);
+      !s.ok()) {
+    return s;
   }
   return out;
 }

@@ -11,7 +11,7 @@
 namespace tandem::metrics {
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& host, int port, const Registry* registry) {
+    const std::string& host, int port, const Registry* registry, std::function<bool()> ready) {
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("metrics port ", port, " is outside [0, 65535]"));
@@ -21,6 +21,14 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   out->server_->Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry->Render(), "text/plain; version=0.0.4; charset=utf-8");
   });
+  if (ready) {
+    out->server_->Get(
+        "/ready", [ready = std::move(ready)](const httplib::Request&, httplib::Response& res) {
+          const bool ok = ready();
+          res.status = ok ? 200 : 503;
+          res.set_content(ok ? "ready\n" : "not ready\n", "text/plain; charset=utf-8");
+        });
+  }
   // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which would let a second
   // server bind a port that is in use and split the scrapes between the two.
   out->server_->set_socket_options([](socket_t sock) {

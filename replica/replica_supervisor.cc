@@ -19,6 +19,9 @@ absl::StatusOr<std::unique_ptr<ReplicaSupervisor>> ReplicaSupervisor::Start(
   ASSIGN_OR_RETURN(std::unique_ptr<worker::LocalCluster> group,
                    worker::LocalCluster::Start(supervisor->options_.cluster));
   supervisor->infos_ = group->infos();
+  // The start callbacks report the first load only; a rebuild shows as the engine's RECOVERING.
+  supervisor->options_.cluster.on_loading = nullptr;
+  supervisor->options_.cluster.on_rank_loaded = nullptr;
   absl::MutexLock lock(&supervisor->group_mu_);
   supervisor->group_ = std::move(group);
   return supervisor;

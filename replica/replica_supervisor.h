@@ -35,8 +35,10 @@
 namespace tandem::replica {
 
 struct ReplicaSupervisorOptions {
-  worker::LocalClusterOptions cluster;  // its coordinator_id is filled in if empty
-  int max_in_flight = 1;                // step plans in flight (one per pipeline stage)
+  // Its coordinator_id is filled in if empty; its on_loading and on_rank_loaded report the first
+  // group's load only (Start's), not the rebuilds'.
+  worker::LocalClusterOptions cluster;
+  int max_in_flight = 1;  // step plans in flight (one per pipeline stage)
   absl::Duration retry_interval = absl::Seconds(1);  // between failed rebuild attempts
 };
 

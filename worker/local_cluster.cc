@@ -340,6 +340,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   }
 
   // Load every rank at once: they rendezvous with each other.
+  if (options.on_loading) options.on_loading();
   cluster->infos_.resize(world);
   std::vector<grpc::Status> statuses(world);
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts(world);
@@ -370,6 +371,7 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
       pb::LoadResponse resp;
       statuses[r] = impl.stubs[r]->Load(contexts[r].get(), req, &resp);
       cluster->infos_[r] = resp.info();
+      if (statuses[r].ok() && options.on_rank_loaded) options.on_rank_loaded(r, resp.info());
       ++done;
     });
   }

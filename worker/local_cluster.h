@@ -90,6 +90,12 @@ struct LocalClusterOptions {
   // Local workers serve Prometheus /metrics on 127.0.0.1:<base + rank> (0: each a free port,
   // written in its log); -1: off.
   int worker_metrics_port_base = -1;
+  // Start's progress, for a coordinator that reports its loading state (may be empty; they must
+  // be quick). on_loading: every rank answers and is claimed, the weights are being loaded.
+  // on_rank_loaded(rank, info): rank `rank` has loaded (info as Load returned it); called from
+  // Start's loading threads, possibly concurrently.
+  std::function<void()> on_loading;
+  std::function<void(int rank, const ::tandem::worker::v1::InfoResponse& info)> on_rank_loaded;
 };
 
 // "host:pid:random": a coordinator id for the group's leases (DESIGN.md §8).

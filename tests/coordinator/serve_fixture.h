@@ -61,8 +61,11 @@ inline pid_t SpawnInOwnGroup(std::vector<std::string> argv, const std::string& s
 class ServeProcess {
  public:
   // `with_stderr`: output() has the server's log lines too (otherwise they go to the test's
-  // stderr).
-  explicit ServeProcess(const std::vector<std::string>& extra, bool with_stderr = false) {
+  // stderr). The port is read from the line with `port_marker` ("listening on ": printed once
+  // loaded and SERVING; "the API answers on ": printed as soon as the port is bound, while the
+  // workers load).
+  explicit ServeProcess(const std::vector<std::string>& extra, bool with_stderr = false,
+                        const std::string& port_marker = "listening on ") {
     static int instances = 0;  // several servers per test binary: one output file each
     const std::string dir = ::testing::TempDir() + "/serve_" + std::to_string(getpid()) + "_" +
                             std::to_string(instances++);
@@ -77,12 +80,13 @@ class ServeProcess {
       std::stringstream ss;
       ss << in.rdbuf();
       const std::string text = ss.str();
-      const auto at = text.find("listening on ");
+      const auto at = text.find(port_marker);
       const auto colon = at == std::string::npos ? at : text.find(':', at);
       if (colon != std::string::npos) port_ = std::atoi(text.c_str() + colon + 1);
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = 0;
+        exit_status_ = status;
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -112,19 +116,20 @@ class ServeProcess {
 
   pid_t pid() const { return pid_; }
   // Waits up to `limit` for the server to exit by itself and reaps it: its waitpid status, or -1
-  // if it is still running.
+  // if it is still running (the status also when it exited while the constructor waited).
   int WaitExit(std::chrono::milliseconds limit) {
     const auto until = Clock::now() + limit;
     int status = 0;
     while (pid_ > 0) {
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = 0;
+        exit_status_ = status;
         return status;
       }
       if (Clock::now() > until) return -1;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    return -1;
+    return exit_status_;
   }
   // Pids whose parent is the server (the workers).
   std::vector<pid_t> Children() const {
@@ -152,6 +157,7 @@ class ServeProcess {
  private:
   pid_t pid_ = 0;
   int port_ = 0;
+  int exit_status_ = -1;  // once reaped
   std::string out_path_;
 };
 
@@ -308,15 +314,22 @@ inline void ExpectPoolsFull(v1::Tandem::Stub& stub) {
   ADD_FAILURE() << info.capacities().DebugString();
 }
 
-// grpc.health.v1.Health/Check with an empty service name, hand-encoded: the response's field 1
-// (status) is SERVING = 1 or NOT_SERVING = 2. Returns -1 on an RPC error.
-inline int HealthStatus(const std::shared_ptr<::grpc::Channel>& channel) {
+// grpc.health.v1.Health/Check of `service` (default: the server as a whole), hand-encoded: the
+// response's field 1 (status) is SERVING = 1 or NOT_SERVING = 2. Returns -1 on an RPC error.
+inline int HealthStatus(const std::shared_ptr<::grpc::Channel>& channel,
+                        const std::string& service = "") {
   ::grpc::GenericStub stub(channel);
   ::grpc::ClientContext ctx;
   ctx.set_deadline(Clock::now() + std::chrono::seconds(5));
   ::grpc::ByteBuffer request, response;
-  ::grpc::Slice empty("", 0);
-  request = ::grpc::ByteBuffer(&empty, 1);
+  std::string encoded;  // HealthCheckRequest { string service = 1; }
+  if (!service.empty()) {
+    encoded.push_back(0x0A);
+    encoded.push_back(static_cast<char>(service.size()));
+    encoded += service;
+  }
+  ::grpc::Slice slice(encoded);
+  request = ::grpc::ByteBuffer(&slice, 1);
   std::promise<::grpc::Status> done;
   stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", ::grpc::StubOptions(), &request, &response,
                  [&done](::grpc::Status s) { done.set_value(s); });

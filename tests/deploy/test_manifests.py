@@ -149,6 +149,30 @@ def test_pods_pass_a_security_review(rendered):
     render.one(docs, "NetworkPolicy")
 
 
+def test_coordinator_probes_see_not_serving(rendered):
+    # The API port opens before the workers load (docs/serving.md, "Loading"), so a TCP check
+    # would pass while loading: every coordinator probe asks gRPC health, or, where the API speaks
+    # TLS, GET /ready on the plaintext metrics port (200 exactly when health is SERVING).
+    name, docs = rendered
+    config = render.group_config(docs)
+    tls = False
+    for owner, template, role in render.pod_templates(docs):
+        if role != "leader":
+            continue
+        coordinator = [c for c in template["spec"]["containers"] if c["name"] == "coordinator"][0]
+        env = {e["name"]: e.get("value") for e in coordinator.get("env", [])}
+        tls = tls or "TANDEM_TLS_DIR" in env
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            p = coordinator[probe]
+            assert "tcpSocket" not in p, (owner, probe)
+            if "TANDEM_TLS_DIR" in env:
+                assert p["httpGet"] == {"path": "/ready", "port": int(config["TANDEM_METRICS_PORT"])}, (owner, probe)
+            else:
+                assert p["grpc"]["port"] == 50051, (owner, probe)
+    if name in ("overlays/56b-tp8-pp2", "overlays/56b-tp8-pp2-statefulset"):
+        assert tls, name  # the overlays with components/tls-api-keys
+
+
 def test_metrics_ports_stay_off_the_services(rendered):
     _, docs = rendered
     for s in render.by_kind(docs, "Service"):

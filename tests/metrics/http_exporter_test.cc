@@ -1,5 +1,7 @@
 #include "metrics/http_exporter.h"
 
+#include <atomic>
+
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "tests/metrics/exposition_parser.h"
@@ -25,6 +27,29 @@ TEST(MetricsHttpServerTest, ServesTheRegistryAtSlashMetrics) {
   auto missing = client.Get("/other");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
+}
+
+TEST(MetricsHttpServerTest, SlashReadyFollowsTheReadyFunctionAndIsAbsentWithoutOne) {
+  Registry r;
+  std::atomic<bool> ready{false};
+  auto server = MetricsHttpServer::Start("127.0.0.1", 0, &r, [&ready] { return ready.load(); });
+  ASSERT_TRUE(server.ok()) << server.status();
+  httplib::Client client("127.0.0.1", (*server)->port());
+  auto res = client.Get("/ready");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503);
+  EXPECT_EQ(res->body, "not ready\n");
+  ready = true;
+  res = client.Get("/ready");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, "ready\n");
+  auto plain = MetricsHttpServer::Start("127.0.0.1", 0, &r);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  httplib::Client plain_client("127.0.0.1", (*plain)->port());
+  res = plain_client.Get("/ready");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
 }
 
 TEST(MetricsHttpServerTest, BusyPortIsAnErrorNamingIt) {

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -187,11 +188,19 @@ absl::Status Run(const Args& args) {
   // Metrics serve from here on, so the loading state shows while the workers load.
   metrics::Registry registry;
   coordinator::CoordinatorMetrics cmetrics(&registry, {.log_prompts = obs.log_prompts});
+  coordinator::LoadingState loading(copts.tp * copts.pp);  // outlives the metrics server
+  cmetrics.AttachLoading(&loading);
+  // GET /ready beside /metrics: 200 while the API is SERVING (loaded, ready, not draining), for an
+  // HTTP probe where the gRPC port speaks only TLS (docs/deploy.md, "Probes").
+  std::atomic<const coordinator::Engine*> serving_engine{nullptr};
   std::unique_ptr<metrics::MetricsHttpServer> metrics_server;
   if (obs.metrics_port >= 0) {
-    ASSIGN_OR_RETURN(metrics_server,
-                     metrics::MetricsHttpServer::Start(args.GetOr("host", "127.0.0.1"),
-                                                       obs.metrics_port, &registry));
+    ASSIGN_OR_RETURN(metrics_server, metrics::MetricsHttpServer::Start(
+                                         args.GetOr("host", "127.0.0.1"), obs.metrics_port,
+                                         &registry, [&serving_engine] {
+                                           const coordinator::Engine* e = serving_engine.load();
+                                           return e != nullptr && e->healthy() && e->accepting();
+                                         }));
     std::printf("tandem serve: metrics on http://%s:%d/metrics\n",
                 args.GetOr("host", "127.0.0.1").c_str(), metrics_server->port());
     std::fflush(stdout);
@@ -199,6 +208,31 @@ absl::Status Run(const Args& args) {
   copts.worker_metrics_port_base = obs.worker_metrics_port_base;
   ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tok,
                    tokenizer::Tokenizer::FromFile(copts.model_dir + "/tokenizer.json"));
+  std::shared_ptr<const tokenizer::Tokenizer> shared_tok(std::move(tok));
+
+  // The API answers from here on, while the workers load (docs/serving.md, "Loading"): health
+  // NOT_SERVING, GetModelInfo STATE_LOADING with the ranks loaded so far, generations UNAVAILABLE.
+  const std::string host = args.GetOr("host", "127.0.0.1");
+  const std::string address = absl::StrCat(host, ":", port);
+  coordinator::LoadingService loading_service;
+  loading_service.state = &loading;
+  loading_service.tokenizer = shared_tok;
+  loading_service.observer = &cmetrics;
+  loading_service.model.model = copts.model_dir;
+  loading_service.model.tp = copts.tp;
+  loading_service.model.pp = copts.pp;
+  ASSIGN_OR_RETURN(auto server, coordinator::StartLoadingServer(std::move(loading_service), address,
+                                                                max_receive, security, &registry));
+  // Not "listening on" (that line still means loaded and SERVING, for scripts that wait for it).
+  std::printf(
+      "tandem serve: loading: the API answers on %s:%d (health NOT_SERVING until every rank "
+      "has loaded)\n",
+      host.c_str(), server->port);
+  std::fflush(stdout);
+  copts.on_loading = [&loading] { loading.WorkersUp(); };
+  copts.on_rank_loaded = [&loading](int, const ::tandem::worker::v1::InfoResponse& info) {
+    loading.RankLoaded(info.checkpoint_bytes_read());
+  };
   replica::ReplicaSupervisorOptions ropts;
   ropts.cluster = copts;
   ropts.max_in_flight = static_cast<int>(micro_batches);
@@ -252,7 +286,6 @@ absl::Status Run(const Args& args) {
   eopts.step_timeout_floor = absl::Milliseconds(step_floor_ms);
   eopts.recovery_queue_timeout = absl::Seconds(recovery_queue_timeout);
 
-  std::shared_ptr<const tokenizer::Tokenizer> shared_tok(std::move(tok));
   auto engine = std::make_unique<coordinator::Engine>(eopts, shared_tok, supervisor.get());
   coordinator::ModelDescription desc;
   desc.model = copts.model_dir;
@@ -262,9 +295,9 @@ absl::Status Run(const Args& args) {
   desc.vocab_size = caps.vocab_size();
   desc.num_hidden_layers = caps.num_hidden_layers();
   desc.snapshot_entry_bytes = snapshot_entry_bytes;
-  const std::string address = absl::StrCat(args.GetOr("host", "127.0.0.1"), ":", port);
-  ASSIGN_OR_RETURN(auto server, coordinator::StartServer(engine.get(), desc, address, max_receive,
-                                                         security, &registry));
+  // The same server now serves the engine (health SERVING).
+  server->AttachEngine(engine.get(), desc);
+  serving_engine.store(engine.get());
   // A worker that dies or freezes turns the engine RECOVERING (health NOT_SERVING) with no step
   // sent; the supervisor rebuilds the group and resumes it.
   supervisor->Attach(engine.get());
@@ -273,12 +306,11 @@ absl::Status Run(const Args& args) {
   std::printf(
       "tandem serve: listening on %s:%d (model %s, tp=%d pp=%d, %lld slots, %lld blocks "
       "of %lld, prefix cache %s with %d snapshots)\n",
-      args.GetOr("host", "127.0.0.1").c_str(), server->port, copts.model_dir.c_str(), copts.tp,
-      copts.pp, static_cast<long long>(slots), static_cast<long long>(blocks),
+      host.c_str(), server->port, copts.model_dir.c_str(), copts.tp, copts.pp,
+      static_cast<long long>(slots), static_cast<long long>(blocks),
       static_cast<long long>(eopts.scheduler.block_size),
       eopts.scheduler.num_snapshots > 0 ? "on" : "off", eopts.scheduler.num_snapshots);
   std::fflush(stdout);
-  const std::string host = args.GetOr("host", "127.0.0.1");
   if (host != "127.0.0.1" && host != "localhost" && host != "::1" && !api_keys->enabled()) {
     std::fprintf(stderr,
                  "tandem serve: warning: the API on %s has no API keys: anyone who can reach the "
