@@ -193,5 +193,28 @@ TEST(ServeLoadingTest, AFailedFirstLoadExitsNonZeroWithTheError) {
   fs::remove_all(broken);
 }
 
+// SIGTERM (as Kubernetes sends when a pod is deleted) while the group is still loading ends
+// `tandem serve` at once, with 128 + SIGTERM, instead of after the load or the grace period.
+TEST(ServeLoadingTest, SigtermDuringTheFirstLoadExitsAtOnce) {
+  RemoteWorker w0(kSecret), w1(kSecret);
+  ASSERT_NE(w0.port(), 0);
+  ASSERT_NE(w1.port(), 0);
+  w1.Kill();  // the load waits for rank 1 (up to --start-timeout 120)
+  ServeProcess server({"--tp", "1", "--pp", "2", "--workers", w0.address() + "," + w1.address(),
+                       "--start-timeout", "120"},
+                      /*with_stderr=*/true, kLoadingMarker);
+  ASSERT_NE(server.port(), 0) << server.output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto sent = Clock::now();
+  ASSERT_EQ(kill(server.pid(), SIGTERM), 0);
+  const int status = server.WaitExit(std::chrono::seconds(10));
+  ASSERT_NE(status, -1) << "still running 10 s after SIGTERM: " << server.output();
+  EXPECT_LT(Clock::now() - sent, std::chrono::seconds(5));
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status) << ": " << server.output();
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << server.output();
+  EXPECT_NE(server.output().find("during the first load"), std::string::npos) << server.output();
+  EXPECT_EQ(server.output().find("listening on"), std::string::npos) << server.output();
+}
+
 }  // namespace
 }  // namespace tandem::coordinator

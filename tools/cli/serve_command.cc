@@ -3,6 +3,7 @@
 // in the executable, written on first use under $XDG_CACHE_HOME/tandem/; default_model.h), tp=2,
 // pp=2.
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -35,6 +37,38 @@ namespace tandem::cli {
 namespace {
 
 constexpr char kName[] = "serve";
+
+// Runs `load` (the first load: minutes for a large checkpoint) on another thread while this one
+// takes SIGINT/SIGTERM: one arriving then ends the process at once with 128 + the signal (nothing
+// runs yet, so there is nothing to drain; local workers exit with their parent through
+// --parent-pid, remote ones are released when their lease lapses). The waiting must be done by
+// the main thread: the kernel offers a process-directed signal to the main thread first and
+// otherwise to any thread that does not block it, such as OpenBLAS's workers, which start before
+// main() with nothing blocked. SIGHUP stays pending for the main loop.
+template <typename T>
+T RunExitingOnSignal(std::function<T()> load) {
+  std::atomic<bool> done{false};
+  std::optional<T> result;
+  std::thread loader([&] {
+    result.emplace(load());
+    done.store(true);
+  });
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  const timespec tick{0, 20 * 1000 * 1000};
+  while (!done.load()) {
+    const int sig = sigtimedwait(&stop, nullptr, &tick);
+    if (sig > 0) {
+      std::fprintf(stderr, "tandem serve: signal %d during the first load: exiting\n", sig);
+      std::fflush(stderr);
+      _exit(128 + sig);
+    }
+  }
+  loader.join();
+  return std::move(*result);
+}
 
 absl::Status Run(const Args& args) {
   // clang-format off
@@ -236,8 +270,10 @@ absl::Status Run(const Args& args) {
   replica::ReplicaSupervisorOptions ropts;
   ropts.cluster = copts;
   ropts.max_in_flight = static_cast<int>(micro_batches);
+  // From here on a signal is taken by the main loop's sigwait (drain).
   ASSIGN_OR_RETURN(std::unique_ptr<replica::ReplicaSupervisor> supervisor,
-                   replica::ReplicaSupervisor::Start(std::move(ropts)));
+                   RunExitingOnSignal<absl::StatusOr<std::unique_ptr<replica::ReplicaSupervisor>>>(
+                       [&ropts] { return replica::ReplicaSupervisor::Start(std::move(ropts)); }));
 
   // Capacities: the smallest over all ranks (blocks over the ranks that hold attention).
   coordinator::EngineOptions eopts;
