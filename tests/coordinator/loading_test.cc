@@ -212,7 +212,8 @@ TEST(ServeLoadingTest, SigtermDuringTheFirstLoadExitsAtOnce) {
   EXPECT_LT(Clock::now() - sent, std::chrono::seconds(5));
   ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status) << ": " << server.output();
   EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << server.output();
-  EXPECT_NE(server.output().find("during the first load"), std::string::npos) << server.output();
+  EXPECT_NE(server.output().find("a signal during the first load: exiting"), std::string::npos)
+      << server.output();
   EXPECT_EQ(server.output().find("listening on"), std::string::npos) << server.output();
 }
 

@@ -38,37 +38,53 @@ namespace {
 
 constexpr char kName[] = "serve";
 
-// Runs `load` (the first load: minutes for a large checkpoint) on another thread while this one
-// takes SIGINT/SIGTERM: one arriving then ends the process at once with 128 + the signal (nothing
-// runs yet, so there is nothing to drain; local workers exit with their parent through
-// --parent-pid, remote ones are released when their lease lapses). The waiting must be done by
-// the main thread: the kernel offers a process-directed signal to the main thread first and
-// otherwise to any thread that does not block it, such as OpenBLAS's workers, which start before
-// main() with nothing blocked. SIGHUP stays pending for the main loop.
-template <typename T>
-T RunExitingOnSignal(std::function<T()> load) {
-  std::atomic<bool> done{false};
-  std::optional<T> result;
-  std::thread loader([&] {
-    result.emplace(load());
-    done.store(true);
-  });
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  const timespec tick{0, 20 * 1000 * 1000};
-  while (!done.load()) {
-    const int sig = sigtimedwait(&stop, nullptr, &tick);
-    if (sig > 0) {
-      std::fprintf(stderr, "tandem serve: signal %d during the first load: exiting\n", sig);
-      std::fflush(stderr);
-      _exit(128 + sig);
-    }
+// SIGINT/SIGTERM while the first load runs (minutes for a large checkpoint) end the process at
+// once with 128 + the signal: nothing runs yet, so there is nothing to drain; local workers die
+// with it (PR_SET_PDEATHSIG, --parent-pid), remote ones are released when their lease lapses. The
+// load stays on the main thread (a worker forked from a thread that exits would get its
+// PR_SET_PDEATHSIG). The kernel offers a process-directed signal to the main thread first, then
+// to any thread that does not block it, such as OpenBLAS's workers, which start before main()
+// with nothing blocked: so a handler takes it wherever it lands, and this object's thread waits
+// for it in case every thread blocks it. SIGHUP stays pending for the main loop. On destruction
+// the default disposition is back and the main loop's sigwait takes the signals (drain).
+class FirstLoadSignals {
+ public:
+  FirstLoadSignals() {
+    struct sigaction action {};
+    action.sa_handler = OnSignal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &old_int_);
+    sigaction(SIGTERM, &action, &old_term_);
+    thread_ = std::thread([this] {
+      sigset_t stop;
+      sigemptyset(&stop);
+      sigaddset(&stop, SIGINT);
+      sigaddset(&stop, SIGTERM);
+      const timespec tick{0, 20 * 1000 * 1000};
+      while (!done_.load()) {
+        const int sig = sigtimedwait(&stop, nullptr, &tick);
+        if (sig > 0) OnSignal(sig);
+      }
+    });
   }
-  loader.join();
-  return std::move(*result);
-}
+  ~FirstLoadSignals() {
+    done_.store(true);
+    thread_.join();
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  static void OnSignal(int sig) {  // async-signal-safe: write and _exit only
+    constexpr char kMessage[] = "tandem serve: a signal during the first load: exiting\n";
+    (void)!write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+    _exit(128 + sig);
+  }
+  struct sigaction old_int_ {
+  }, old_term_{};
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
 
 absl::Status Run(const Args& args) {
   // clang-format off
@@ -270,10 +286,10 @@ absl::Status Run(const Args& args) {
   replica::ReplicaSupervisorOptions ropts;
   ropts.cluster = copts;
   ropts.max_in_flight = static_cast<int>(micro_batches);
-  // From here on a signal is taken by the main loop's sigwait (drain).
+  auto load_signals = std::make_unique<FirstLoadSignals>();
   ASSIGN_OR_RETURN(std::unique_ptr<replica::ReplicaSupervisor> supervisor,
-                   RunExitingOnSignal<absl::StatusOr<std::unique_ptr<replica::ReplicaSupervisor>>>(
-                       [&ropts] { return replica::ReplicaSupervisor::Start(std::move(ropts)); }));
+                   replica::ReplicaSupervisor::Start(std::move(ropts)));
+  load_signals.reset();  // from here on the main loop's sigwait takes them (drain)
 
   // Capacities: the smallest over all ranks (blocks over the ranks that hold attention).
   coordinator::EngineOptions eopts;
