@@ -5,7 +5,7 @@
 // LinearFast accumulates in fp32 and so differs from Linear by fp32 rounding (a few ulps of the
 // row's |x|.|w| times ~sqrt(in_features)). It has two paths, both splitting the output rows
 // over core::ThreadPool::Default():
-// - num_tokens <= 8 (decode): a batched GEMV that streams each weight row once and dots it with
+// - num_tokens <= 12 (decode): a batched GEMV that streams each weight row once and dots it with
 //   every token in registers (AVX2+FMA where the CPU has it, chosen at run time, else portable
 //   loops; kernels/cpu/linear_internal.h). TANDEM_LINEAR_GEMV=0 in the environment turns it off
 //   (for before/after benchmarks).

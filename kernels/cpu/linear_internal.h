@@ -24,7 +24,7 @@ GemvIsa BestGemvIsa();
 // The largest num_tokens that LinearFast sends to the GEMV path (measured crossover against
 // OpenBLAS on the development machine; docs/benchmarks.md). TANDEM_LINEAR_GEMV=0 in the
 // environment (read once per process) turns the GEMV path off, for before/after benchmarks.
-inline constexpr int64_t kGemvMaxTokens = 8;
+inline constexpr int64_t kGemvMaxTokens = 12;
 bool GemvEnabled();
 
 // y[:, begin:end] = x W[begin:end, :]^T for all p.num_tokens tokens on the calling thread, with
