@@ -146,6 +146,7 @@ bool GemvIsaSupported(GemvIsa isa) {
       return true;
     case GemvIsa::kAvx2Fma:
 #if TANDEM_GEMV_X86
+      __builtin_cpu_init();  // harmless if done; needed if called before main
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
       return false;
