@@ -200,12 +200,16 @@ void LinearGemv(const LinearParams& p, GemvIsa isa) {
   if (p.num_tokens == 0) return;
   const int64_t T = p.num_tokens, K = p.in_features, N = p.out_features;
   const int64_t blocks = (N + kRowBlock - 1) / kRowBlock;
-  // Small products run inline: a pool hand-off costs more than it saves below ~1M FMAs.
-  const bool small = T * N * K < (int64_t{1} << 20);
+  // Small products run inline, without the pool (whose std::function would allocate): a pool
+  // hand-off costs more than it saves below ~1M FMAs.
+  if (T * N * K < (int64_t{1} << 20)) {
+    GemvColumns(p, 0, N, isa);
+    return;
+  }
   core::ThreadPool::Default().ParallelFor(
       blocks,
       [&](int64_t b, int64_t e) { GemvColumns(p, b * kRowBlock, std::min(N, e * kRowBlock), isa); },
-      small ? blocks : 8);
+      8);
 }
 
 }  // namespace tandem::kernels::cpu::internal
