@@ -34,7 +34,7 @@ void LinearFast(const LinearParams& p) {
   CheckParams(p);
   if (p.num_tokens == 0) return;
   if (p.num_tokens <= internal::kGemvMaxTokens && internal::GemvEnabled()) {
-    internal::LinearGemv(p, internal::BestGemvIsa());
+    internal::LinearGemv(p, BestCpuIsa());
   } else {
     internal::LinearBlas(p);
   }

@@ -123,11 +123,11 @@ __attribute__((target("avx2,fma"))) void MicroAvx2(const float* x, const float* 
 // Rows [row, row + rows) (rows <= kRowBlock) for the TB tokens starting at x / y.
 template <int TB>
 void TokenBlock(const float* x, const float* w, int64_t K, int64_t N, float* y, int64_t row,
-                int64_t rows, GemvIsa isa) {
+                int64_t rows, CpuIsa isa) {
   constexpr int R = RowsFor<TB>();
   int64_t r = 0;
 #if TANDEM_GEMV_X86
-  if (isa == GemvIsa::kAvx2Fma) {
+  if (isa == CpuIsa::kAvx2Fma) {
     for (; r + R <= rows; r += R) MicroAvx2<R, TB>(x, w + (row + r) * K, K, N, y + row + r);
     for (; r < rows; ++r) MicroAvx2<1, TB>(x, w + (row + r) * K, K, N, y + row + r);
     return;
@@ -140,27 +140,6 @@ void TokenBlock(const float* x, const float* w, int64_t K, int64_t N, float* y, 
 
 }  // namespace
 
-bool GemvIsaSupported(GemvIsa isa) {
-  switch (isa) {
-    case GemvIsa::kPortable:
-      return true;
-    case GemvIsa::kAvx2Fma:
-#if TANDEM_GEMV_X86
-      __builtin_cpu_init();  // harmless if done; needed if called before main
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-      return false;
-#endif
-  }
-  return false;
-}
-
-GemvIsa BestGemvIsa() {
-  static const GemvIsa best =
-      GemvIsaSupported(GemvIsa::kAvx2Fma) ? GemvIsa::kAvx2Fma : GemvIsa::kPortable;
-  return best;
-}
-
 bool GemvEnabled() {
   static const bool enabled = [] {
     const char* env = std::getenv("TANDEM_LINEAR_GEMV");
@@ -169,10 +148,10 @@ bool GemvEnabled() {
   return enabled;
 }
 
-void GemvColumns(const LinearParams& p, int64_t begin, int64_t end, GemvIsa isa) {
+void GemvColumns(const LinearParams& p, int64_t begin, int64_t end, CpuIsa isa) {
   TANDEM_CHECK(0 <= begin && begin <= end && end <= p.out_features)
       << "rows [" << begin << ", " << end << ") of " << p.out_features;
-  TANDEM_CHECK(GemvIsaSupported(isa)) << "GEMV ISA " << static_cast<int>(isa) << " unsupported";
+  TANDEM_CHECK(CpuIsaSupported(isa)) << "GEMV ISA " << static_cast<int>(isa) << " unsupported";
   const int64_t T = p.num_tokens, K = p.in_features, N = p.out_features;
   for (int64_t row = begin; row < end; row += kRowBlock) {
     const int64_t rows = std::min(kRowBlock, end - row);
@@ -194,7 +173,7 @@ void GemvColumns(const LinearParams& p, int64_t begin, int64_t end, GemvIsa isa)
   }
 }
 
-void LinearGemv(const LinearParams& p, GemvIsa isa) {
+void LinearGemv(const LinearParams& p, CpuIsa isa) {
   TANDEM_CHECK(p.x != nullptr && p.w != nullptr && p.y != nullptr);
   TANDEM_CHECK(p.num_tokens >= 0 && p.in_features > 0 && p.out_features > 0);
   if (p.num_tokens == 0) return;

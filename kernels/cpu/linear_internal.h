@@ -10,16 +10,10 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/linear.h"
 
 namespace tandem::kernels::cpu::internal {
-
-enum class GemvIsa { kPortable, kAvx2Fma };
-
-// Whether this CPU (and this build's architecture) can run `isa`.
-bool GemvIsaSupported(GemvIsa isa);
-// The fastest path this CPU runs: kAvx2Fma where supported, else kPortable.
-GemvIsa BestGemvIsa();
 
 // The largest num_tokens that LinearFast sends to the GEMV path (measured crossover against
 // OpenBLAS on the development machine; docs/benchmarks.md). TANDEM_LINEAR_GEMV=0 in the
@@ -29,11 +23,11 @@ bool GemvEnabled();
 
 // y[:, begin:end] = x W[begin:end, :]^T for all p.num_tokens tokens on the calling thread, with
 // `isa` (which must be supported). 0 <= begin <= end <= out_features. Allocates nothing.
-void GemvColumns(const LinearParams& p, int64_t begin, int64_t end, GemvIsa isa);
+void GemvColumns(const LinearParams& p, int64_t begin, int64_t end, CpuIsa isa);
 
 // The whole product through the GEMV path, output rows split over core::ThreadPool::Default()
 // like LinearFast (any num_tokens; only small ones are fast).
-void LinearGemv(const LinearParams& p, GemvIsa isa);
+void LinearGemv(const LinearParams& p, CpuIsa isa);
 
 // The OpenBLAS path (any num_tokens): cblas_sgemm on column slices of W over the default pool.
 void LinearBlas(const LinearParams& p);

@@ -13,7 +13,6 @@
 namespace tandem::kernels::cpu {
 namespace {
 
-using internal::GemvIsa;
 using testing::BitEqual;
 using testing::Poisoned;
 using testing::RandomVector;
@@ -55,9 +54,9 @@ Problem MakeProblem(std::mt19937& rng, int64_t T, int64_t K, int64_t N) {
   return ::testing::AssertionSuccess();
 }
 
-std::vector<GemvIsa> SupportedIsas() {
-  std::vector<GemvIsa> isas{GemvIsa::kPortable};
-  if (internal::GemvIsaSupported(GemvIsa::kAvx2Fma)) isas.push_back(GemvIsa::kAvx2Fma);
+std::vector<CpuIsa> SupportedIsas() {
+  std::vector<CpuIsa> isas{CpuIsa::kPortable};
+  if (CpuIsaSupported(CpuIsa::kAvx2Fma)) isas.push_back(CpuIsa::kAvx2Fma);
   return isas;
 }
 
@@ -70,7 +69,7 @@ const std::vector<std::tuple<int64_t, int64_t>>& Shapes() {  // K, N
 
 TEST(LinearGemvTest, BothIsasMatchReferenceOnOddShapes) {
   std::mt19937 rng(11);
-  for (GemvIsa isa : SupportedIsas()) {
+  for (CpuIsa isa : SupportedIsas()) {
     for (int64_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17}) {
       for (auto [K, N] : Shapes()) {
         if (T > 9 && K * N > 200000) continue;  // keep the reference loops quick
@@ -86,7 +85,7 @@ TEST(LinearGemvTest, BothIsasMatchReferenceOnOddShapes) {
 }
 
 TEST(LinearGemvTest, PortableAndAvx2AgreeClosely) {
-  if (!internal::GemvIsaSupported(GemvIsa::kAvx2Fma)) {
+  if (!CpuIsaSupported(CpuIsa::kAvx2Fma)) {
     GTEST_SKIP() << "this CPU has no AVX2+FMA: only the portable path runs here";
   }
   std::mt19937 rng(12);
@@ -94,8 +93,8 @@ TEST(LinearGemvTest, PortableAndAvx2AgreeClosely) {
            {1, 1000, 1030}, {5, 127, 33}, {8, 130, 257}}) {
     const Problem pr = MakeProblem(rng, T, K, N);
     std::vector<float> a = Poisoned(T * N), b = Poisoned(T * N);
-    internal::LinearGemv({pr.x.data(), pr.w.data(), a.data(), T, K, N}, GemvIsa::kPortable);
-    internal::LinearGemv({pr.x.data(), pr.w.data(), b.data(), T, K, N}, GemvIsa::kAvx2Fma);
+    internal::LinearGemv({pr.x.data(), pr.w.data(), a.data(), T, K, N}, CpuIsa::kPortable);
+    internal::LinearGemv({pr.x.data(), pr.w.data(), b.data(), T, K, N}, CpuIsa::kAvx2Fma);
     // The same lane structure; only FMA's single rounding (and the tail order) differ.
     EXPECT_TRUE(WithinFp32Bound(pr, a, b, double(2 * (K / 8 + 16)))) << T << "x" << K << "x" << N;
   }
@@ -107,7 +106,7 @@ TEST(LinearGemvTest, ColumnRangeWritesOnlyItsColumns) {
   const Problem pr = MakeProblem(rng, T, K, N);
   std::vector<float> ref(T * N);
   Linear({pr.x.data(), pr.w.data(), ref.data(), T, K, N});
-  for (GemvIsa isa : SupportedIsas()) {
+  for (CpuIsa isa : SupportedIsas()) {
     std::vector<float> out = Poisoned(T * N);
     const LinearParams p{pr.x.data(), pr.w.data(), out.data(), T, K, N};
     internal::GemvColumns(p, 5, 18, isa);
@@ -133,7 +132,7 @@ TEST(LinearGemvTest, LinearFastUsesGemvUpToTheCrossoverAndBlasBeyond) {
     const Problem pr = MakeProblem(rng, T, K, N);
     std::vector<float> fast = Poisoned(T * N), gemv = Poisoned(T * N), ref(T * N);
     LinearFast({pr.x.data(), pr.w.data(), fast.data(), T, K, N});
-    internal::LinearGemv({pr.x.data(), pr.w.data(), gemv.data(), T, K, N}, internal::BestGemvIsa());
+    internal::LinearGemv({pr.x.data(), pr.w.data(), gemv.data(), T, K, N}, BestCpuIsa());
     Linear({pr.x.data(), pr.w.data(), ref.data(), T, K, N});
     // OpenBLAS's blocked sums: a K-term recursive-summation bound.
     EXPECT_TRUE(WithinFp32Bound(pr, fast, ref, double(K + 16))) << "T=" << T;
