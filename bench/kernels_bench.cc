@@ -8,13 +8,16 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/bench_context.h"
 #include "benchmark/benchmark.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/linear_internal.h"
 #include "kernels/cpu/paged_attention.h"
+#include "kernels/cpu/paged_attention_internal.h"
 #include "kernels/cpu/ssd_scan.h"
 
 namespace tandem::kernels::cpu {
@@ -51,6 +54,27 @@ BENCHMARK_TEMPLATE(BM_Linear, LinearFast)
     ->Args({64, 1024, 1024})
     ->Args({256, 4096, 4096})
     ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Decode shapes, the two paths of LinearFast side by side (the crossover kGemvMaxTokens): the
+// built-in model's in_proj (128 -> 776) and LM head (128 -> 4096), and 1024/4096-wide layers.
+void LinearGemvBest(const LinearParams& p) { internal::LinearGemv(p, BestCpuIsa()); }
+void LinearGemvPortable(const LinearParams& p) { internal::LinearGemv(p, CpuIsa::kPortable); }
+void DecodeShapes(benchmark::internal::Benchmark* b) {
+  for (int64_t T : {1, 2, 4, 8, 12, 16}) {
+    for (auto [K, N] :
+         {std::pair<int64_t, int64_t>{128, 776}, {128, 4096}, {1024, 1024}, {4096, 4096}}) {
+      b->Args({T, K, N});
+    }
+  }
+  b->Unit(benchmark::kMicrosecond)->UseRealTime();
+}
+BENCHMARK_TEMPLATE(BM_Linear, internal::LinearBlas)->Apply(DecodeShapes);
+BENCHMARK_TEMPLATE(BM_Linear, LinearGemvBest)->Apply(DecodeShapes);
+BENCHMARK_TEMPLATE(BM_Linear, LinearGemvPortable)
+    ->Args({1, 1024, 1024})
+    ->Args({8, 1024, 1024})
+    ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
 // ---- SSM scan: args T (one sequence), heads, head_dim, groups, state ---------------------
@@ -171,6 +195,24 @@ BENCHMARK_TEMPLATE(BM_PagedAttention, PagedAttentionFast)
     ->Args({256, 0, 1})
     ->Args({1, 1024, 8})
     ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+// The fast path's two builds side by side (portable vs the best this CPU runs, AVX2+FMA here):
+// decode of 8 sequences at 1024 context and of one at 192.
+void PagedAttentionPortable(const PagedAttentionParams& p) {
+  internal::PagedAttentionFastWithIsa(p, CpuIsa::kPortable);
+}
+void PagedAttentionBest(const PagedAttentionParams& p) {
+  internal::PagedAttentionFastWithIsa(p, BestCpuIsa());
+}
+BENCHMARK_TEMPLATE(BM_PagedAttention, PagedAttentionPortable)
+    ->Args({1, 1024, 8})
+    ->Args({1, 192, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_PagedAttention, PagedAttentionBest)
+    ->Args({1, 1024, 8})
+    ->Args({1, 192, 1})
+    ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
 }  // namespace

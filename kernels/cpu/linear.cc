@@ -6,6 +6,7 @@
 
 #include "core/logging.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu/linear_internal.h"
 
 namespace tandem::kernels::cpu {
 
@@ -32,6 +33,18 @@ void Linear(const LinearParams& p) {
 void LinearFast(const LinearParams& p) {
   CheckParams(p);
   if (p.num_tokens == 0) return;
+  if (p.num_tokens <= internal::kGemvMaxTokens && internal::GemvEnabled()) {
+    internal::LinearGemv(p, BestCpuIsa());
+  } else {
+    internal::LinearBlas(p);
+  }
+}
+
+namespace internal {
+
+void LinearBlas(const LinearParams& p) {
+  CheckParams(p);
+  if (p.num_tokens == 0) return;
   // One thread pool for all fast kernels: OpenBLAS runs single-threaded (its spinning workers
   // would otherwise compete with core::ThreadPool) and the pool splits the output columns.
   static std::once_flag blas_single_threaded;
@@ -49,5 +62,7 @@ void LinearFast(const LinearParams& p) {
       },
       small ? N : 64);
 }
+
+}  // namespace internal
 
 }  // namespace tandem::kernels::cpu

@@ -10,6 +10,11 @@
 #include "core/logging.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/paged_attention_internal.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace tandem::kernels::cpu {
 
@@ -61,7 +66,45 @@ struct Scratch {
   std::vector<float> probs, acc;
 };
 
-void AttendKvHead(const PagedAttentionParams& p, int64_t s, int64_t h, Scratch& w) {
+// Dot products and acc += prob * v over head_dim, portable (Dot vectorises for the baseline ISA).
+struct PortableOps {
+  static float Dot(const float* a, const float* b, int64_t n) { return cpu::Dot(a, b, n); }
+  static void Axpy(float* acc, float a, const float* v, int64_t n) {
+    for (int64_t d = 0; d < n; ++d) acc[d] += a * v[d];
+  }
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+// The same with 8-lane AVX2 FMAs (head_dim tail in scalar code).
+struct Avx2Ops {
+  __attribute__((target("avx2,fma"))) static float Dot(const float* a, const float* b, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    }
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    float sum = _mm_cvtss_f32(s);
+    for (; i < n; ++i) sum += a[i] * b[i];
+    return sum;
+  }
+  __attribute__((target("avx2,fma"))) static void Axpy(float* acc, float a, const float* v,
+                                                       int64_t n) {
+    const __m256 av = _mm256_set1_ps(a);
+    int64_t d = 0;
+    for (; d + 8 <= n; d += 8) {
+      _mm256_storeu_ps(acc + d,
+                       _mm256_fmadd_ps(av, _mm256_loadu_ps(v + d), _mm256_loadu_ps(acc + d)));
+    }
+    for (; d < n; ++d) acc[d] += a * v[d];
+  }
+};
+#endif
+
+template <typename Ops>
+inline void AttendKvHeadWith(const PagedAttentionParams& p, int64_t s, int64_t h, Scratch& w) {
   const int64_t Dh = p.head_dim;
   const int64_t group = p.num_q_heads / p.num_kv_heads;
   const int64_t begin = p.cu_seqlens[s], n = p.cu_seqlens[s + 1] - begin;
@@ -78,7 +121,7 @@ void AttendKvHead(const PagedAttentionParams& p, int64_t s, int64_t h, Scratch& 
       const float* q = p.q + ((begin + i) * p.num_q_heads + qh) * Dh;
       float max_score = -std::numeric_limits<float>::infinity();
       for (int64_t u = 0; u <= pos; ++u) {
-        probs[u] = Dot(q, p.k_cache + w.offsets[u], Dh) * p.scale;
+        probs[u] = Ops::Dot(q, p.k_cache + w.offsets[u], Dh) * p.scale;
         max_score = std::max(max_score, probs[u]);
       }
       float sum = 0.0f;
@@ -91,13 +134,25 @@ void AttendKvHead(const PagedAttentionParams& p, int64_t s, int64_t h, Scratch& 
       for (int64_t u = 0; u <= pos; ++u) {
         float prob = probs[u] * inv;
         if (p.bf16_probs) prob = core::RoundToBf16(prob);
-        const float* v = p.v_cache + w.offsets[u];
-        for (int64_t d = 0; d < Dh; ++d) acc[d] += prob * v[d];
+        Ops::Axpy(acc, prob, p.v_cache + w.offsets[u], Dh);
       }
       std::memcpy(p.out + ((begin + i) * p.num_q_heads + qh) * Dh, acc, sizeof(float) * Dh);
     }
   }
 }
+
+void AttendKvHeadPortable(const PagedAttentionParams& p, int64_t s, int64_t h, Scratch& w) {
+  AttendKvHeadWith<PortableOps>(p, s, h, w);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+// flatten: the template body and Avx2Ops inline here, compiled for AVX2+FMA.
+__attribute__((target("avx2,fma"), flatten)) void AttendKvHeadAvx2(const PagedAttentionParams& p,
+                                                                   int64_t s, int64_t h,
+                                                                   Scratch& w) {
+  AttendKvHeadWith<Avx2Ops>(p, s, h, w);
+}
+#endif
 
 }  // namespace
 
@@ -143,7 +198,18 @@ void PagedAttention(const PagedAttentionParams& p) {
 }
 
 void PagedAttentionFast(const PagedAttentionParams& p) {
+  internal::PagedAttentionFastWithIsa(p, BestCpuIsa());
+}
+
+namespace internal {
+
+void PagedAttentionFastWithIsa(const PagedAttentionParams& p, CpuIsa isa) {
   CheckParams(p);
+  TANDEM_CHECK(CpuIsaSupported(isa)) << "CPU ISA " << static_cast<int>(isa) << " unsupported";
+  void (*attend)(const PagedAttentionParams&, int64_t, int64_t, Scratch&) = AttendKvHeadPortable;
+#if defined(__x86_64__) || defined(__i386__)
+  if (isa == CpuIsa::kAvx2Fma) attend = AttendKvHeadAvx2;
+#endif
   core::ThreadPool& pool = core::ThreadPool::Default();
   pool.ParallelFor(p.num_seqs, [&](int64_t begin, int64_t end) {
     for (int64_t s = begin; s < end; ++s) WriteCache(p, s);
@@ -151,9 +217,11 @@ void PagedAttentionFast(const PagedAttentionParams& p) {
   pool.ParallelFor(p.num_seqs * p.num_kv_heads, [&](int64_t begin, int64_t end) {
     Scratch scratch;
     for (int64_t task = begin; task < end; ++task) {
-      AttendKvHead(p, task / p.num_kv_heads, task % p.num_kv_heads, scratch);
+      attend(p, task / p.num_kv_heads, task % p.num_kv_heads, scratch);
     }
   });
 }
+
+}  // namespace internal
 
 }  // namespace tandem::kernels::cpu

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/paged_attention_internal.h"
 #include "tests/kernels/test_util.h"
 
 namespace tandem::kernels::cpu {
@@ -208,6 +210,59 @@ TEST(PagedAttentionBf16Test, FastMatchesReferenceWithBf16Probabilities) {
   // bf16 probabilities change the result measurably against the unrounded dense attention.
   EXPECT_FALSE(
       AllClose(ref[0], DenseAttention(seqs[0], 1.0f / std::sqrt(float(kDh))), kAtol, kRtol));
+}
+
+// Both builds of the fast path (portable, AVX2+FMA where the CPU has it) against the reference
+// PagedAttention on head dims with and without a tail past 8 lanes: two sequences, one decoding a
+// token after 40 cached positions, one prefilling a 13-token chunk after 5.
+TEST(PagedAttentionIsaTest, BothIsasMatchReferenceOnOddHeadDims) {
+  std::mt19937 rng(60);
+  std::vector<CpuIsa> isas{CpuIsa::kPortable};
+  if (CpuIsaSupported(CpuIsa::kAvx2Fma)) isas.push_back(CpuIsa::kAvx2Fma);
+  const int64_t Hq = 4, Hkv = 2, block = 16, max_blocks = 4, num_blocks = 8;
+  const std::vector<int32_t> cu{0, 1, 14}, start{40, 5};
+  const std::vector<int32_t> tables{5, 0, 7, 2, 1, 6, 3, 4};
+  for (int64_t Dh : {8, 12, 32, 67}) {
+    const int64_t T = cu.back();
+    const std::vector<float> q = RandomVector(rng, T * Hq * Dh),
+                             k = RandomVector(rng, T * Hkv * Dh),
+                             v = RandomVector(rng, T * Hkv * Dh);
+    // Earlier positions already in the cache: random rows everywhere.
+    const std::vector<float> k_cache = RandomVector(rng, num_blocks * block * Hkv * Dh),
+                             v_cache = RandomVector(rng, num_blocks * block * Hkv * Dh);
+    auto run = [&](int isa) {  // -1: the reference
+      std::vector<float> kc = k_cache, vc = v_cache, out = Poisoned(T * Hq * Dh);
+      PagedAttentionParams p;
+      p.q = q.data();
+      p.k = k.data();
+      p.v = v.data();
+      p.cu_seqlens = cu.data();
+      p.start_pos = start.data();
+      p.block_tables = tables.data();
+      p.k_cache = kc.data();
+      p.v_cache = vc.data();
+      p.out = out.data();
+      p.num_seqs = 2;
+      p.num_q_heads = Hq;
+      p.num_kv_heads = Hkv;
+      p.head_dim = Dh;
+      p.block_size = block;
+      p.num_blocks = num_blocks;
+      p.max_blocks_per_seq = max_blocks;
+      p.scale = 1.0f / std::sqrt(float(Dh));
+      if (isa < 0) {
+        PagedAttention(p);
+      } else {
+        internal::PagedAttentionFastWithIsa(p, isas[isa]);
+      }
+      return out;
+    };
+    const std::vector<float> ref = run(-1);
+    for (size_t i = 0; i < isas.size(); ++i) {
+      EXPECT_TRUE(AllClose(run(static_cast<int>(i)), ref, kAtol, kRtol))
+          << "isa " << static_cast<int>(isas[i]) << " head_dim " << Dh;
+    }
+  }
 }
 
 }  // namespace
