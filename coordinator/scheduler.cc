@@ -143,10 +143,9 @@ void Scheduler::CacheCompleted(Sequence& seq) {
   const int64_t bs = blocks_.block_size();
   const int64_t prompt_len = static_cast<int64_t>(seq.spec.prompt.size());
   const int64_t full = std::min(seq.num_computed, prompt_len) / bs;
-  for (int64_t& k = seq.tree_blocks; k < full && k < static_cast<int64_t>(seq.blocks.size());
-       ++k) {
-    seq.nodes[k] = cache_->Insert(k > 0 ? seq.nodes[k - 1] : nullptr, seq.tokens, k * bs,
-                                  seq.blocks[k]);
+  for (int64_t& k = seq.tree_blocks; k < full && k < static_cast<int64_t>(seq.blocks.size()); ++k) {
+    seq.nodes[k] =
+        cache_->Insert(k > 0 ? seq.nodes[k - 1] : nullptr, seq.tokens, k * bs, seq.blocks[k]);
   }
   if (seq.pending_save >= 0) {
     const int64_t k = seq.num_computed / bs - 1;

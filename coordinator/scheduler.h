@@ -141,7 +141,7 @@ class Scheduler {
     // when blocks[i] is not in the tree); blocks[i] is the sequence's own unless it is that
     // node's block.
     std::vector<PrefixCache::Node*> nodes;
-    int64_t tree_blocks = 0;  // nodes[0, tree_blocks) are set
+    int64_t tree_blocks = 0;       // nodes[0, tree_blocks) are set
     int64_t cached_tokens = -1;    // reused at the first admission (-1: not admitted yet)
     int32_t restore = -1;          // snapshot the next chunk restores
     std::vector<int64_t> save_at;  // positions to snapshot, ascending

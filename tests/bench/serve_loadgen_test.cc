@@ -14,29 +14,18 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/cli/cli_test_util.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using ::tandem::cli::testing::Result;
 
 Result Loadgen(const std::string& args) {
-  const std::string command =
-      std::string(TANDEM_BINARY_DIR) + "/bin/serve_loadgen " + args + " 2>&1";
-  Result r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return ::tandem::cli::testing::RunCommand(std::string(TANDEM_BINARY_DIR) + "/bin/serve_loadgen " +
+                                            args + " 2>&1");
 }
 
 TEST(ServeLoadgenFlagsTest, HelpNamesTheSharedPrefix) {

@@ -26,9 +26,8 @@ struct Result {
   std::string output;  // stdout, then stderr
 };
 
-inline Result Tandem(const std::string& args, bool merge_stderr = false) {
-  const std::string command = std::string(TANDEM_BINARY_DIR) + "/bin/tandem " + args +
-                              (merge_stderr ? " 2>&1" : " 2>/dev/null");
+// Runs a shell command line: its exit code (-1 when it did not exit normally) and stdout.
+inline Result RunCommand(const std::string& command) {
   Result r;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return r;
@@ -38,6 +37,11 @@ inline Result Tandem(const std::string& args, bool merge_stderr = false) {
   const int status = pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+inline Result Tandem(const std::string& args, bool merge_stderr = false) {
+  return RunCommand(std::string(TANDEM_BINARY_DIR) + "/bin/tandem " + args +
+                    (merge_stderr ? " 2>&1" : " 2>/dev/null"));
 }
 
 inline Json InspectJson(const std::string& args) {
